@@ -1,0 +1,11 @@
+// Command egress runs an llmesh egress node. See README.md.
+package main
+
+import (
+	"os"
+
+	"github.com/llmesh/llmesh/pkg/cli"
+	"github.com/llmesh/llmesh/pkg/config"
+)
+
+func main() { os.Exit(cli.Main(config.RoleEgress)) }

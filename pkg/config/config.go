@@ -1,0 +1,367 @@
+package config
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Role is what a node does in the mesh.
+type Role string
+
+const (
+	RoleIngress Role = "ingress"
+	RoleEgress  Role = "egress"
+)
+
+// Hints are the Cloudflare-style location hints, in this order.
+var Hints = []string{"wnam", "enam", "weur", "eeur", "apac", "oc", "afr", "sam", "me"}
+
+// ValidHint reports whether h is one of Hints.
+func ValidHint(h string) bool { return slices.Contains(Hints, h) }
+
+// Config is a node's configuration. Load and Parse return it validated.
+type Config struct {
+	Role         Role                `yaml:"-"`
+	File         string              `yaml:"-"` // path it was loaded from ("" for defaults)
+	Node         Node                `yaml:"node"`
+	HTTP         HTTP                `yaml:"http"`
+	Tunnel       Tunnel              `yaml:"tunnel"`
+	Gossip       Gossip              `yaml:"gossip"`
+	Routing      Routing             `yaml:"routing"`
+	Upstream     Upstream            `yaml:"upstream"`
+	Providers    map[string]Provider `yaml:"providers"`
+	Log          Log                 `yaml:"log"`
+	DrainTimeout time.Duration       `yaml:"drain_timeout"` // default 30s
+}
+
+// Node says where this node runs.
+type Node struct {
+	Name string `yaml:"name"` // default: os.Hostname() + "-" + role
+	Loc  string `yaml:"loc"`  // ISO 3166 alpha-2, normalised to upper case; optional
+	Colo string `yaml:"colo"` // normalised to upper case; optional
+	Hint string `yaml:"hint"` // one of Hints; optional on an ingress, required on an egress
+}
+
+// HTTP is the node's HTTP listener: provider routes (ingress) and admin routes.
+type HTTP struct {
+	Listen            string        `yaml:"listen"`              // default ingress 127.0.0.1:8080, egress 127.0.0.1:8081
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"` // default 10s
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`        // default 120s
+	MaxHeaderBytes    int           `yaml:"max_header_bytes"`    // default 64 KiB
+	MaxBodyBytes      int64         `yaml:"max_body_bytes"`      // default 32 MiB (33554432)
+}
+
+// Tunnel is the gRPC tunnel between ingress and egress nodes.
+type Tunnel struct {
+	Listen     string `yaml:"listen"`    // egress: default 127.0.0.1:9443; unused on ingress
+	Advertise  string `yaml:"advertise"` // default: Listen (filled by Validate)
+	Token      Secret `yaml:"token"`
+	TLS        TLS    `yaml:"tls"`
+	Insecure   bool   `yaml:"insecure"`
+	MaxStreams uint32 `yaml:"max_streams"` // egress: concurrent streams per connection and in-flight cap; default 1000
+}
+
+// AdvertiseAddr is the address other nodes dial: Advertise, or Listen when
+// Advertise is unset (as it is before Validate).
+func (t Tunnel) AdvertiseAddr() string {
+	if t.Advertise != "" {
+		return t.Advertise
+	}
+	return t.Listen
+}
+
+// TLS names the PEM files for mutual TLS on the tunnel.
+type TLS struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+	CA   string `yaml:"ca"`
+}
+
+// Enabled reports whether all three files are set.
+func (t TLS) Enabled() bool { return t.Cert != "" && t.Key != "" && t.CA != "" }
+
+// Gossip configures memberlist.
+type Gossip struct {
+	Bind           string        `yaml:"bind"`            // IP:port; default ingress 127.0.0.1:7946, egress 127.0.0.1:7947
+	Advertise      string        `yaml:"advertise"`       // IP:port
+	Join           []string      `yaml:"join"`            // host:port of seeds
+	Key            Secret        `yaml:"key"`             // base64, 16/24/32 bytes once decoded
+	Label          string        `yaml:"label"`           // keeps two meshes apart
+	Profile        string        `yaml:"profile"`         // lan | wan | local; default wan
+	RejoinInterval time.Duration `yaml:"rejoin_interval"` // default 30s
+}
+
+// KeyBytes returns the decoded gossip key, or nil when none is set.
+// Its errors never contain the key.
+func (g Gossip) KeyBytes() ([]byte, error) {
+	if g.Key == "" {
+		return nil, nil
+	}
+	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(g.Key.Reveal()))
+	if err != nil {
+		// A CorruptInputError gives only a byte offset, never the input.
+		return nil, fmt.Errorf("not valid base64 (%v)", err)
+	}
+	switch len(b) {
+	case 16, 24, 32:
+		return b, nil
+	}
+	return nil, fmt.Errorf("decodes to %d bytes; an AES key must be 16, 24 or 32 bytes", len(b))
+}
+
+// Routing says which requests leave through an egress (ingress only).
+type Routing struct {
+	Rules           []Rule `yaml:"rules"`
+	Fallback        string `yaml:"fallback"` // fail | direct | nearest; default fail
+	AllowClientHint bool   `yaml:"allow_client_hint"`
+}
+
+// Rule sends requests from nodes at Locs to an egress with Hint.
+type Rule struct {
+	Locs []string `yaml:"locs"` // normalised to upper case
+	Hint string   `yaml:"hint"`
+}
+
+// Upstream bounds calls to providers.
+type Upstream struct {
+	DialTimeout   time.Duration `yaml:"dial_timeout"`   // default 10s
+	HeaderTimeout time.Duration `yaml:"header_timeout"` // wait for provider response headers; default 10m (reasoning models are slow)
+}
+
+// Provider is an upstream LLM API.
+type Provider struct {
+	BaseURL      string `yaml:"base_url"`       // absolute http(s) URL, no trailing slash once validated
+	Style        string `yaml:"style"`          // error JSON shape: openai | anthropic | gemini; default: "anthropic" for name anthropic, "gemini" for gemini, else "openai"
+	MaxBodyBytes int64  `yaml:"max_body_bytes"` // default: http.max_body_bytes (filled by Validate)
+}
+
+// Log configures the node's slog handler.
+type Log struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error; default info
+	Format string `yaml:"format"` // text | json; default text
+}
+
+// BuiltinProviders returns a new map of the providers every node knows.
+func BuiltinProviders() map[string]Provider {
+	return map[string]Provider{
+		"openai":     {BaseURL: "https://api.openai.com", Style: "openai"},
+		"anthropic":  {BaseURL: "https://api.anthropic.com", Style: "anthropic"},
+		"openrouter": {BaseURL: "https://openrouter.ai/api", Style: "openai"},
+		"gemini":     {BaseURL: "https://generativelanguage.googleapis.com", Style: "gemini"},
+	}
+}
+
+// Default returns the built-in configuration of a role. It passes Validate
+// for an ingress; an egress still needs node.hint and a way to secure its
+// tunnel. Fields derived from other fields (tunnel.advertise, providers'
+// max_body_bytes) are left for Validate, so that changing HTTP.MaxBodyBytes
+// or Tunnel.Listen before validating carries through.
+func Default(role Role) *Config {
+	c := &Config{
+		Role: role,
+		Node: Node{Name: defaultName(role)},
+		HTTP: HTTP{
+			Listen:            "127.0.0.1:8080",
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			MaxHeaderBytes:    64 << 10,
+			MaxBodyBytes:      32 << 20,
+		},
+		Tunnel: Tunnel{MaxStreams: 1000},
+		Gossip: Gossip{
+			Bind:           "127.0.0.1:7946",
+			Profile:        "wan",
+			RejoinInterval: 30 * time.Second,
+		},
+		Routing: Routing{Fallback: "fail"},
+		Upstream: Upstream{
+			DialTimeout:   10 * time.Second,
+			HeaderTimeout: 10 * time.Minute,
+		},
+		Providers:    BuiltinProviders(),
+		Log:          Log{Level: "info", Format: "text"},
+		DrainTimeout: 30 * time.Second,
+	}
+	if role == RoleEgress {
+		c.HTTP.Listen = "127.0.0.1:8081"
+		c.Tunnel.Listen = "127.0.0.1:9443"
+		c.Gossip.Bind = "127.0.0.1:7947"
+	}
+	return c
+}
+
+func defaultName(role Role) string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "llmesh"
+	}
+	return host + "-" + string(role)
+}
+
+// Load reads and validates the config file at path. An empty path gives
+// Default(role), validated.
+func Load(path string, role Role) (*Config, error) {
+	if path == "" {
+		c := Default(role)
+		if err := c.Validate(); err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(data, path, role, os.LookupEnv)
+}
+
+// Parse reads a YAML config over Default(role) and validates it. file names
+// the source in errors. ${NAME} in values is replaced by lookupEnv(NAME);
+// a nil lookupEnv means an empty environment.
+func Parse(data []byte, file string, role Role, lookupEnv func(string) (string, bool)) (*Config, error) {
+	if lookupEnv == nil {
+		lookupEnv = func(string) (string, bool) { return "", false }
+	}
+	c := Default(role)
+	c.File = file
+
+	root, err := parseYAML(data, sourceName(file))
+	if err != nil {
+		return nil, err
+	}
+	if root != nil {
+		w := walker{file: sourceName(file), lookupEnv: lookupEnv, expanded: map[*yaml.Node]bool{}, active: map[*yaml.Node]bool{}}
+		w.walk(root, reflect.TypeFor[Config](), "")
+		if len(w.errs) > 0 {
+			return nil, errors.Join(w.errs...)
+		}
+		// Decoding into an existing map replaces whole entries, so the
+		// file's providers are decoded apart and merged field by field.
+		builtin := c.Providers
+		c.Providers = nil
+		if err := root.Decode(c); err != nil {
+			return nil, fmt.Errorf("%s: %w", sourceName(file), err)
+		}
+		c.Providers = mergeProviders(builtin, c.Providers)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func sourceName(file string) string {
+	if file == "" {
+		return "defaults"
+	}
+	return file
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: (?:line (\d+): )?(.*)$`)
+
+// parseYAML returns the top node of the single document in data, or nil when
+// data holds no document.
+func parseYAML(data []byte, file string) (*yaml.Node, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, nil
+		}
+		if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+			line, _ := strconv.Atoi(m[1]) // 0 when yaml gave no line
+			msg := m[2]
+			if bytes.Contains(data, []byte("${")) && strings.Contains(msg, "did not find expected ','") {
+				// In {...} and [...], a plain ${NAME} ends at its "}".
+				msg += ` (quote a ${NAME} value inside {...} or [...]: "${NAME}")`
+			}
+			return nil, &FieldError{File: file, Line: line, Msg: msg}
+		}
+		return nil, &FieldError{File: file, Msg: err.Error()}
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, &FieldError{File: file, Line: extra.Line, Msg: "more than one YAML document"}
+	}
+	if len(doc.Content) == 0 {
+		return nil, nil
+	}
+	return doc.Content[0], nil
+}
+
+// mergeProviders lays the fields the file set over the built-in providers.
+// A zero field means "not set": none of them is valid or meaningful as zero.
+func mergeProviders(builtin, file map[string]Provider) map[string]Provider {
+	out := builtin
+	if out == nil {
+		out = map[string]Provider{}
+	}
+	for name, p := range file {
+		base, ok := out[name]
+		if !ok {
+			out[name] = p
+			continue
+		}
+		if p.BaseURL != "" {
+			base.BaseURL = p.BaseURL
+		}
+		if p.Style != "" {
+			base.Style = p.Style
+		}
+		if p.MaxBodyBytes != 0 {
+			base.MaxBodyBytes = p.MaxBodyBytes
+		}
+		out[name] = base
+	}
+	return out
+}
+
+// SlogLevel is Log.Level as a slog.Level (info when unknown).
+func (c *Config) SlogLevel() slog.Level {
+	switch strings.ToLower(c.Log.Level) {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+// FieldError is one problem in a configuration.
+type FieldError struct {
+	File string // file name, or "defaults"
+	Line int    // 0 when unknown
+	Key  string // dotted path such as "routing.rules[0].hint"; "" for the whole file
+	Msg  string
+}
+
+func (e *FieldError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		b.WriteString(":")
+		b.WriteString(strconv.Itoa(e.Line))
+	}
+	b.WriteString(": ")
+	if e.Key != "" {
+		b.WriteString(e.Key)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}

@@ -1,0 +1,395 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+)
+
+var (
+	providerName      = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
+	reservedProviders = []string{"health", "members", "metrics"}
+	profiles          = []string{"lan", "wan", "local"}
+	fallbacks         = []string{"fail", "direct", "nearest"}
+	styles            = []string{"openai", "anthropic", "gemini"}
+	logLevels         = []string{"debug", "info", "warn", "error"}
+	logFormats        = []string{"text", "json"}
+)
+
+// problems collects validation errors for one config.
+type problems struct {
+	file string
+	errs []error
+}
+
+func (p *problems) add(key, format string, args ...any) {
+	p.errs = append(p.errs, &FieldError{File: p.file, Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (p *problems) oneOf(key, got string, allowed []string) {
+	if !slices.Contains(allowed, got) {
+		p.add(key, "must be one of %s (got %q)", strings.Join(allowed, ", "), got)
+	}
+}
+
+func (p *problems) notNegative(key string, v int64) {
+	if v < 0 {
+		p.add(key, "must not be negative (got %d)", v)
+	}
+}
+
+func (p *problems) duration(key string, d time.Duration) {
+	if d < 0 {
+		p.add(key, "must not be negative (got %s)", d)
+	}
+}
+
+// Validate normalises the config (upper-case locs and colos, lower-case
+// keywords, base URLs without a trailing slash), fills the defaults derived
+// from other fields (node name, tunnel.advertise, provider styles and body
+// limits) and checks everything. It returns every problem found, joined, each
+// naming the file and the key.
+func (c *Config) Validate() error {
+	c.normalise()
+	p := &problems{file: sourceName(c.File)}
+
+	if c.Role != RoleIngress && c.Role != RoleEgress {
+		p.add("role", "must be %s or %s (got %q)", RoleIngress, RoleEgress, c.Role)
+	}
+	c.validateNode(p)
+	c.validateHTTP(p)
+	c.validateTunnel(p)
+	c.validateGossip(p)
+	c.validateRouting(p)
+	c.validateProviders(p)
+	c.validateListeners(p)
+
+	p.duration("upstream.dial_timeout", c.Upstream.DialTimeout)
+	p.duration("upstream.header_timeout", c.Upstream.HeaderTimeout)
+	p.duration("drain_timeout", c.DrainTimeout)
+	p.oneOf("log.level", c.Log.Level, logLevels)
+	p.oneOf("log.format", c.Log.Format, logFormats)
+	return errors.Join(p.errs...)
+}
+
+func (c *Config) normalise() {
+	if c.Node.Name == "" {
+		c.Node.Name = defaultName(c.Role)
+	}
+	c.Node.Loc = strings.ToUpper(c.Node.Loc)
+	c.Node.Colo = strings.ToUpper(c.Node.Colo)
+	c.Node.Hint = strings.ToLower(c.Node.Hint)
+	if c.Tunnel.Advertise == "" {
+		c.Tunnel.Advertise = c.Tunnel.Listen
+	}
+	c.Gossip.Profile = strings.ToLower(c.Gossip.Profile)
+	c.Routing.Fallback = strings.ToLower(c.Routing.Fallback)
+	for i := range c.Routing.Rules {
+		r := &c.Routing.Rules[i]
+		r.Hint = strings.ToLower(r.Hint)
+		for j := range r.Locs {
+			r.Locs[j] = strings.ToUpper(r.Locs[j])
+		}
+	}
+	for name, pr := range c.Providers {
+		pr.BaseURL = strings.TrimRight(pr.BaseURL, "/")
+		pr.Style = strings.ToLower(pr.Style)
+		if pr.Style == "" {
+			pr.Style = defaultStyle(name)
+		}
+		if pr.MaxBodyBytes == 0 {
+			pr.MaxBodyBytes = c.HTTP.MaxBodyBytes
+		}
+		c.Providers[name] = pr
+	}
+	c.Log.Level = strings.ToLower(c.Log.Level)
+	c.Log.Format = strings.ToLower(c.Log.Format)
+}
+
+func defaultStyle(name string) string {
+	switch name {
+	case "anthropic", "gemini":
+		return name
+	}
+	return "openai"
+}
+
+func (c *Config) validateNode(p *problems) {
+	n := c.Node
+	switch {
+	case len(n.Name) > 255:
+		p.add("node.name", "must be at most 255 bytes (got %d)", len(n.Name))
+	case strings.IndexFunc(n.Name, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }) >= 0:
+		p.add("node.name", "must not contain spaces or control characters (got %q)", n.Name)
+	}
+	if n.Loc != "" && !isLoc(n.Loc) {
+		p.add("node.loc", "must be an ISO 3166 alpha-2 code such as HK or US (got %q)", n.Loc)
+	}
+	if n.Colo != "" && (len(n.Colo) > 32 || strings.IndexFunc(n.Colo, func(r rune) bool {
+		return !('A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '-')
+	}) >= 0) {
+		p.add("node.colo", "must be up to 32 letters, digits or '-' such as HKG (got %q)", n.Colo)
+	}
+	switch {
+	case n.Hint != "" && !ValidHint(n.Hint):
+		p.add("node.hint", "must be one of %s (got %q)", strings.Join(Hints, ", "), n.Hint)
+	case n.Hint == "" && c.Role == RoleEgress:
+		p.add("node.hint", "required on an egress: ingress nodes pick an egress by its hint (one of %s)", strings.Join(Hints, ", "))
+	}
+}
+
+func isLoc(s string) bool {
+	return len(s) == 2 && 'A' <= s[0] && s[0] <= 'Z' && 'A' <= s[1] && s[1] <= 'Z'
+}
+
+func (c *Config) validateHTTP(p *problems) {
+	h := c.HTTP
+	if h.Listen == "" {
+		p.add("http.listen", "required (host:port)")
+	} else if msg := checkAddr(h.Listen, false); msg != "" {
+		p.add("http.listen", "%s", msg)
+	}
+	p.duration("http.read_header_timeout", h.ReadHeaderTimeout)
+	p.duration("http.idle_timeout", h.IdleTimeout)
+	p.notNegative("http.max_header_bytes", int64(h.MaxHeaderBytes))
+	p.notNegative("http.max_body_bytes", h.MaxBodyBytes)
+}
+
+func (c *Config) validateTunnel(p *problems) {
+	t := c.Tunnel
+	egress := c.Role == RoleEgress
+	switch {
+	case t.Listen != "":
+		if msg := checkAddr(t.Listen, false); msg != "" {
+			p.add("tunnel.listen", "%s", msg)
+		}
+	case egress:
+		p.add("tunnel.listen", "required on an egress (host:port)")
+	}
+	// Other nodes dial the advertised address, which only matters on an egress.
+	if egress && t.Advertise != "" {
+		if msg := checkAddr(t.Advertise, true); msg != "" {
+			p.add("tunnel.advertise", "%s", msg)
+		} else if host, _, _ := net.SplitHostPort(t.Advertise); isUnspecified(host) {
+			p.add("tunnel.advertise", "must be an address other nodes can dial, not %q; set it when tunnel.listen binds every interface", t.Advertise)
+		}
+	}
+	if t.Token != "" && strings.IndexFunc(t.Token.Reveal(), func(r rune) bool { return r <= ' ' || r > '~' }) >= 0 {
+		// It travels as gRPC metadata, which allows printable ASCII only.
+		p.add("tunnel.token", "must be printable ASCII without spaces")
+	}
+	c.validateTLS(p)
+	if egress && t.MaxStreams < 1 {
+		p.add("tunnel.max_streams", "must be at least 1 on an egress")
+	}
+	if egress && !t.TLS.Enabled() && t.Token == "" && !t.Insecure {
+		p.add("tunnel", "an egress needs tunnel.tls (cert, key, ca), tunnel.token, or tunnel.insecure: true; refusing to run an open tunnel")
+	}
+}
+
+func (c *Config) validateTLS(p *problems) {
+	files := []struct{ key, path string }{
+		{"cert", c.Tunnel.TLS.Cert},
+		{"key", c.Tunnel.TLS.Key},
+		{"ca", c.Tunnel.TLS.CA},
+	}
+	var missing []string
+	for _, f := range files {
+		if f.path == "" {
+			missing = append(missing, f.key)
+		}
+	}
+	if len(missing) == len(files) {
+		return
+	}
+	if len(missing) > 0 {
+		p.add("tunnel.tls", "set cert, key and ca together or none of them (missing %s)", strings.Join(missing, ", "))
+	}
+	for _, f := range files {
+		if f.path == "" {
+			continue
+		}
+		switch st, err := os.Stat(f.path); {
+		case errors.Is(err, fs.ErrNotExist):
+			p.add("tunnel.tls."+f.key, "file %q does not exist", f.path)
+		case err != nil:
+			p.add("tunnel.tls."+f.key, "%v", err)
+		case !st.Mode().IsRegular():
+			p.add("tunnel.tls."+f.key, "%q is not a regular file", f.path)
+		}
+	}
+}
+
+func (c *Config) validateGossip(p *problems) {
+	g := c.Gossip
+	// memberlist parses bind and advertise hosts with net.ParseIP: a name
+	// there would silently bind every interface or fail late.
+	if g.Bind == "" {
+		p.add("gossip.bind", "required (IP:port)")
+	} else if msg := checkIPAddr(g.Bind); msg != "" {
+		p.add("gossip.bind", "%s", msg)
+	}
+	if g.Advertise != "" {
+		if msg := checkIPAddr(g.Advertise); msg != "" {
+			p.add("gossip.advertise", "%s", msg)
+		} else if host, _, _ := net.SplitHostPort(g.Advertise); isUnspecified(host) {
+			p.add("gossip.advertise", "must be an address other nodes can reach, not %q", g.Advertise)
+		}
+	}
+	for i, addr := range g.Join {
+		if msg := checkAddr(addr, true); msg != "" {
+			p.add(fmt.Sprintf("gossip.join[%d]", i), "%s", msg)
+		}
+	}
+	if _, err := g.KeyBytes(); err != nil {
+		p.add("gossip.key", "%v", err)
+	}
+	if len(g.Label) > 255 {
+		p.add("gossip.label", "must be at most 255 bytes (got %d)", len(g.Label))
+	}
+	p.oneOf("gossip.profile", g.Profile, profiles)
+	p.duration("gossip.rejoin_interval", g.RejoinInterval)
+}
+
+func (c *Config) validateRouting(p *problems) {
+	r := c.Routing
+	p.oneOf("routing.fallback", r.Fallback, fallbacks)
+	routed := map[string]int{}
+	for i, rule := range r.Rules {
+		key := fmt.Sprintf("routing.rules[%d]", i)
+		if len(rule.Locs) == 0 {
+			p.add(key+".locs", "must list at least one ISO 3166 alpha-2 code")
+		}
+		for _, loc := range rule.Locs {
+			if !isLoc(loc) {
+				p.add(key+".locs", "must be ISO 3166 alpha-2 codes such as HK or US (got %q)", loc)
+				continue
+			}
+			if first, dup := routed[loc]; dup && first != i {
+				p.add(key+".locs", "%s is already routed by routing.rules[%d]", loc, first)
+				continue
+			}
+			routed[loc] = i
+		}
+		switch {
+		case rule.Hint == "":
+			p.add(key+".hint", "required (one of %s)", strings.Join(Hints, ", "))
+		case !ValidHint(rule.Hint):
+			p.add(key+".hint", "must be one of %s (got %q)", strings.Join(Hints, ", "), rule.Hint)
+		}
+	}
+}
+
+func (c *Config) validateProviders(p *problems) {
+	names := make([]string, 0, len(c.Providers))
+	for name := range c.Providers {
+		names = append(names, name)
+	}
+	slices.Sort(names) // stable error order
+	for _, name := range names {
+		pr := c.Providers[name]
+		key := "providers." + name
+		switch {
+		case !providerName.MatchString(name):
+			p.add(key, "name must match %s", providerName)
+		case slices.Contains(reservedProviders, name):
+			p.add(key, "name is reserved for the admin routes (%s)", strings.Join(reservedProviders, ", "))
+		}
+		if msg := checkBaseURL(pr.BaseURL); msg != "" {
+			p.add(key+".base_url", "%s", msg)
+		}
+		p.oneOf(key+".style", pr.Style, styles)
+		p.notNegative(key+".max_body_bytes", pr.MaxBodyBytes)
+	}
+}
+
+// validateListeners catches two listeners on one address, which would
+// otherwise fail at start-up with a bare "address already in use".
+func (c *Config) validateListeners(p *problems) {
+	addrs := []struct{ key, addr string }{
+		{"http.listen", c.HTTP.Listen},
+		{"gossip.bind", c.Gossip.Bind},
+	}
+	if c.Role == RoleEgress {
+		addrs = append(addrs, struct{ key, addr string }{"tunnel.listen", c.Tunnel.Listen})
+	}
+	for i, a := range addrs {
+		_, port, err := net.SplitHostPort(a.addr)
+		if err != nil || port == "0" {
+			continue
+		}
+		for _, b := range addrs[:i] {
+			if a.addr == b.addr {
+				p.add(a.key, "%q is also %s", a.addr, b.key)
+			}
+		}
+	}
+}
+
+// checkBaseURL never quotes the URL: user info or a query may hold a key.
+func checkBaseURL(raw string) string {
+	if raw == "" {
+		return "required (an absolute http or https URL)"
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return "is not a valid URL"
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "must be an absolute http or https URL"
+	case u.Opaque != "" || u.Host == "":
+		return "must have a host"
+	case u.User != nil:
+		return "must not contain user info (user:password@); send credentials from the client"
+	case u.RawQuery != "" || u.ForceQuery:
+		return "must not have a query"
+	case u.Fragment != "" || strings.Contains(raw, "#"):
+		return "must not have a fragment"
+	}
+	if port := u.Port(); port != "" {
+		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			return "port must be a number from 0 to 65535"
+		}
+	}
+	return ""
+}
+
+// checkAddr checks a host:port and returns what is wrong, or "".
+func checkAddr(addr string, needHost bool) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Sprintf("must be host:port (got %q)", addr)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Sprintf("port must be a number from 0 to 65535 (got %q)", addr)
+	}
+	if needHost && host == "" {
+		return fmt.Sprintf("must name a host (got %q)", addr)
+	}
+	return ""
+}
+
+func checkIPAddr(addr string) string {
+	if msg := checkAddr(addr, true); msg != "" {
+		return strings.Replace(msg, "host:port", "IP:port", 1)
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	if net.ParseIP(host) == nil {
+		return fmt.Sprintf("host must be an IP address, not a name (got %q)", addr)
+	}
+	return ""
+}
+
+func isUnspecified(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "" || ip != nil && ip.IsUnspecified()
+}

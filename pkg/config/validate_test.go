@@ -1,0 +1,315 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// tlsFiles writes three empty files and returns their paths.
+func tlsFiles(t *testing.T) (cert, key, ca string) {
+	t.Helper()
+	dir := t.TempDir()
+	for _, name := range []string{"cert.pem", "key.pem", "ca.pem"} {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), filepath.Join(dir, "ca.pem")
+}
+
+// errorLines splits a joined error into its lines.
+func errorLines(err error) []string {
+	if err == nil {
+		return nil
+	}
+	return strings.Split(err.Error(), "\n")
+}
+
+func TestValidationErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		yml  string
+		role Role
+		want string // one line of the error
+	}{
+		{"loc", "node: {loc: HKG}", RoleIngress,
+			`cfg.yaml: node.loc: must be an ISO 3166 alpha-2 code such as HK or US (got "HKG")`},
+		{"loc letters", "node: {loc: \"1A\"}", RoleIngress,
+			`cfg.yaml: node.loc: must be an ISO 3166 alpha-2 code such as HK or US (got "1A")`},
+		{"colo", "node: {colo: \"HK G\"}", RoleIngress,
+			`cfg.yaml: node.colo: must be up to 32 letters, digits or '-' such as HKG (got "HK G")`},
+		{"name", "node: {name: \"a b\"}", RoleIngress,
+			`cfg.yaml: node.name: must not contain spaces or control characters (got "a b")`},
+		{"hint", "node: {hint: asia}", RoleIngress,
+			`cfg.yaml: node.hint: must be one of wnam, enam, weur, eeur, apac, oc, afr, sam, me (got "asia")`},
+		{"egress needs a hint", "tunnel: {insecure: true}", RoleEgress,
+			`cfg.yaml: node.hint: required on an egress: ingress nodes pick an egress by its hint (one of wnam, enam, weur, eeur, apac, oc, afr, sam, me)`},
+		{"http.listen", "http: {listen: \"8080\"}", RoleIngress,
+			`cfg.yaml: http.listen: must be host:port (got "8080")`},
+		{"http.listen port", "http: {listen: \"127.0.0.1:80800\"}", RoleIngress,
+			`cfg.yaml: http.listen: port must be a number from 0 to 65535 (got "127.0.0.1:80800")`},
+		{"http.listen named port", "http: {listen: \"127.0.0.1:http\"}", RoleIngress,
+			`cfg.yaml: http.listen: port must be a number from 0 to 65535 (got "127.0.0.1:http")`},
+		{"http.listen empty", "http: {listen: \"\"}", RoleIngress,
+			`cfg.yaml: http.listen: required (host:port)`},
+		{"negative body", "http: {max_body_bytes: -1}", RoleIngress,
+			`cfg.yaml: http.max_body_bytes: must not be negative (got -1)`},
+		{"negative header bytes", "http: {max_header_bytes: -1}", RoleIngress,
+			`cfg.yaml: http.max_header_bytes: must not be negative (got -1)`},
+		{"negative timeout", "http: {read_header_timeout: -1s}", RoleIngress,
+			`cfg.yaml: http.read_header_timeout: must not be negative (got -1s)`},
+		{"negative idle", "http: {idle_timeout: -1s}", RoleIngress,
+			`cfg.yaml: http.idle_timeout: must not be negative (got -1s)`},
+		{"negative drain", "drain_timeout: -5s", RoleIngress,
+			`cfg.yaml: drain_timeout: must not be negative (got -5s)`},
+		{"negative dial", "upstream: {dial_timeout: -1ms}", RoleIngress,
+			`cfg.yaml: upstream.dial_timeout: must not be negative (got -1ms)`},
+		{"negative header timeout", "upstream: {header_timeout: -1m}", RoleIngress,
+			`cfg.yaml: upstream.header_timeout: must not be negative (got -1m0s)`},
+		{"tunnel.listen required", "node: {hint: wnam}\ntunnel: {insecure: true, listen: \"\"}", RoleEgress,
+			`cfg.yaml: tunnel.listen: required on an egress (host:port)`},
+		{"tunnel.listen bad", "node: {hint: wnam}\ntunnel: {insecure: true, listen: nowhere}", RoleEgress,
+			`cfg.yaml: tunnel.listen: must be host:port (got "nowhere")`},
+		{"tunnel.listen on ingress", "tunnel: {listen: nowhere}", RoleIngress,
+			`cfg.yaml: tunnel.listen: must be host:port (got "nowhere")`},
+		{"tunnel.advertise", "node: {hint: wnam}\ntunnel: {insecure: true, advertise: \":9443\"}", RoleEgress,
+			`cfg.yaml: tunnel.advertise: must name a host (got ":9443")`},
+		{"tunnel.advertise from wildcard listen", "node: {hint: wnam}\ntunnel: {insecure: true, listen: \"0.0.0.0:9443\"}", RoleEgress,
+			`cfg.yaml: tunnel.advertise: must be an address other nodes can dial, not "0.0.0.0:9443"; set it when tunnel.listen binds every interface`},
+		{"tunnel.advertise from empty-host listen", "node: {hint: wnam}\ntunnel: {insecure: true, listen: \":9443\"}", RoleEgress,
+			`cfg.yaml: tunnel.advertise: must name a host (got ":9443")`},
+		{"max_streams", "node: {hint: wnam}\ntunnel: {insecure: true, max_streams: 0}", RoleEgress,
+			`cfg.yaml: tunnel.max_streams: must be at least 1 on an egress`},
+		{"token characters", "tunnel: {token: \"two words\"}", RoleIngress,
+			`cfg.yaml: tunnel.token: must be printable ASCII without spaces`},
+		{"tls partial", "tunnel: {tls: {cert: " + os.Args[0] + "}}", RoleIngress,
+			`cfg.yaml: tunnel.tls: set cert, key and ca together or none of them (missing key, ca)`},
+		{"tls missing file", "tunnel: {tls: {cert: /nonexistent/c.pem, key: " + os.Args[0] + ", ca: " + os.Args[0] + "}}", RoleIngress,
+			`cfg.yaml: tunnel.tls.cert: file "/nonexistent/c.pem" does not exist`},
+		{"tls directory", "tunnel: {tls: {cert: " + os.TempDir() + ", key: " + os.Args[0] + ", ca: " + os.Args[0] + "}}", RoleIngress,
+			`cfg.yaml: tunnel.tls.cert: "` + os.TempDir() + `" is not a regular file`},
+		{"gossip.bind", "gossip: {bind: \"localhost:7946\"}", RoleIngress,
+			`cfg.yaml: gossip.bind: host must be an IP address, not a name (got "localhost:7946")`},
+		{"gossip.bind form", "gossip: {bind: \"7946\"}", RoleIngress,
+			`cfg.yaml: gossip.bind: must be IP:port (got "7946")`},
+		{"gossip.bind empty", "gossip: {bind: \"\"}", RoleIngress,
+			`cfg.yaml: gossip.bind: required (IP:port)`},
+		{"gossip.advertise", "gossip: {advertise: \"0.0.0.0:7946\"}", RoleIngress,
+			`cfg.yaml: gossip.advertise: must be an address other nodes can reach, not "0.0.0.0:7946"`},
+		{"gossip.advertise name", "gossip: {advertise: \"node.example:7946\"}", RoleIngress,
+			`cfg.yaml: gossip.advertise: host must be an IP address, not a name (got "node.example:7946")`},
+		{"gossip.join", "gossip: {join: [\"127.0.0.1:7947\", seed.example]}", RoleIngress,
+			`cfg.yaml: gossip.join[1]: must be host:port (got "seed.example")`},
+		{"gossip.join host", "gossip: {join: [\":7947\"]}", RoleIngress,
+			`cfg.yaml: gossip.join[0]: must name a host (got ":7947")`},
+		{"gossip.key base64", "gossip: {key: \"not base64!\"}", RoleIngress,
+			`cfg.yaml: gossip.key: not valid base64 (illegal base64 data at input byte 3)`},
+		{"gossip.key length", "gossip: {key: c2hvcnQ=}", RoleIngress,
+			`cfg.yaml: gossip.key: decodes to 5 bytes; an AES key must be 16, 24 or 32 bytes`},
+		{"gossip.label", "gossip: {label: " + strings.Repeat("x", 256) + "}", RoleIngress,
+			`cfg.yaml: gossip.label: must be at most 255 bytes (got 256)`},
+		{"gossip.profile", "gossip: {profile: fast}", RoleIngress,
+			`cfg.yaml: gossip.profile: must be one of lan, wan, local (got "fast")`},
+		{"gossip.rejoin_interval", "gossip: {rejoin_interval: -1s}", RoleIngress,
+			`cfg.yaml: gossip.rejoin_interval: must not be negative (got -1s)`},
+		{"routing.fallback", "routing: {fallback: sometimes}", RoleIngress,
+			`cfg.yaml: routing.fallback: must be one of fail, direct, nearest (got "sometimes")`},
+		{"rule without locs", "routing: {rules: [{hint: wnam}]}", RoleIngress,
+			`cfg.yaml: routing.rules[0].locs: must list at least one ISO 3166 alpha-2 code`},
+		{"rule with empty locs", "routing: {rules: [{locs: [], hint: wnam}]}", RoleIngress,
+			`cfg.yaml: routing.rules[0].locs: must list at least one ISO 3166 alpha-2 code`},
+		{"rule loc", "routing: {rules: [{locs: [HK, CHN], hint: wnam}]}", RoleIngress,
+			`cfg.yaml: routing.rules[0].locs: must be ISO 3166 alpha-2 codes such as HK or US (got "CHN")`},
+		{"rule hint", "routing: {rules: [{locs: [HK], hint: west}]}", RoleIngress,
+			`cfg.yaml: routing.rules[0].hint: must be one of wnam, enam, weur, eeur, apac, oc, afr, sam, me (got "west")`},
+		{"rule without hint", "routing: {rules: [{locs: [HK]}]}", RoleIngress,
+			`cfg.yaml: routing.rules[0].hint: required (one of wnam, enam, weur, eeur, apac, oc, afr, sam, me)`},
+		{"loc in two rules", "routing: {rules: [{locs: [HK], hint: wnam}, {locs: [hk], hint: enam}]}", RoleIngress,
+			`cfg.yaml: routing.rules[1].locs: HK is already routed by routing.rules[0]`},
+		{"provider name", "providers: {Open_AI: {base_url: \"https://x.example\"}}", RoleIngress,
+			`cfg.yaml: providers.Open_AI: name must match ^[a-z0-9][a-z0-9_-]{0,31}$`},
+		{"provider name length", "providers: {" + strings.Repeat("a", 33) + ": {base_url: \"https://x.example\"}}", RoleIngress,
+			`cfg.yaml: providers.` + strings.Repeat("a", 33) + `: name must match ^[a-z0-9][a-z0-9_-]{0,31}$`},
+		{"reserved name", "providers: {metrics: {base_url: \"https://x.example\"}}", RoleIngress,
+			`cfg.yaml: providers.metrics: name is reserved for the admin routes (health, members, metrics)`},
+		{"base_url scheme", "providers: {x: {base_url: \"ftp://x.example\"}}", RoleIngress,
+			`cfg.yaml: providers.x.base_url: must be an absolute http or https URL`},
+		{"base_url relative", "providers: {x: {base_url: \"/v1\"}}", RoleIngress,
+			`cfg.yaml: providers.x.base_url: must be an absolute http or https URL`},
+		{"base_url host", "providers: {x: {base_url: \"https:///v1\"}}", RoleIngress,
+			`cfg.yaml: providers.x.base_url: must have a host`},
+		{"base_url userinfo", "providers: {x: {base_url: \"https://user:pw@x.example\"}}", RoleIngress,
+			`cfg.yaml: providers.x.base_url: must not contain user info (user:password@); send credentials from the client`},
+		{"base_url query", "providers: {x: {base_url: \"https://x.example/v1?key=abc\"}}", RoleIngress,
+			`cfg.yaml: providers.x.base_url: must not have a query`},
+		{"base_url empty query", "providers: {x: {base_url: \"https://x.example/v1?\"}}", RoleIngress,
+			`cfg.yaml: providers.x.base_url: must not have a query`},
+		{"base_url fragment", "providers: {x: {base_url: \"https://x.example/v1#\"}}", RoleIngress,
+			`cfg.yaml: providers.x.base_url: must not have a fragment`},
+		{"base_url port", "providers: {x: {base_url: \"https://x.example:99999\"}}", RoleIngress,
+			`cfg.yaml: providers.x.base_url: port must be a number from 0 to 65535`},
+		{"base_url unparsable", "providers: {x: {base_url: \"https://x example\"}}", RoleIngress,
+			`cfg.yaml: providers.x.base_url: is not a valid URL`},
+		{"style", "providers: {openai: {style: cohere}}", RoleIngress,
+			`cfg.yaml: providers.openai.style: must be one of openai, anthropic, gemini (got "cohere")`},
+		{"provider body", "providers: {openai: {max_body_bytes: -2}}", RoleIngress,
+			`cfg.yaml: providers.openai.max_body_bytes: must not be negative (got -2)`},
+		{"log level", "log: {level: verbose}", RoleIngress,
+			`cfg.yaml: log.level: must be one of debug, info, warn, error (got "verbose")`},
+		{"log format", "log: {format: xml}", RoleIngress,
+			`cfg.yaml: log.format: must be one of text, json (got "xml")`},
+		{"listeners collide", "node: {hint: wnam}\ntunnel: {insecure: true, listen: \"127.0.0.1:8081\"}", RoleEgress,
+			`cfg.yaml: tunnel.listen: "127.0.0.1:8081" is also http.listen`},
+		{"gossip on the http port", "gossip: {bind: \"127.0.0.1:8080\"}", RoleIngress,
+			`cfg.yaml: gossip.bind: "127.0.0.1:8080" is also http.listen`},
+		{"role", "", Role("relay"),
+			`cfg.yaml: role: must be ingress or egress (got "relay")`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parse(t, tt.yml, tt.role)
+			lines := errorLines(err)
+			for _, l := range lines {
+				if l == tt.want {
+					return
+				}
+			}
+			t.Errorf("Parse(%q) error lines:\n%s\nwant the line\n%s", tt.yml, strings.Join(lines, "\n"), tt.want)
+		})
+	}
+}
+
+func TestValidateCollectsAll(t *testing.T) {
+	_, err := parse(t, `
+node: {loc: xyz, hint: nowhere}
+gossip: {profile: fast}
+routing: {fallback: sometimes}
+log: {format: xml}
+`, RoleEgress)
+	want := []string{
+		`cfg.yaml: node.loc: must be an ISO 3166 alpha-2 code such as HK or US (got "XYZ")`,
+		`cfg.yaml: node.hint: must be one of wnam, enam, weur, eeur, apac, oc, afr, sam, me (got "nowhere")`,
+		`cfg.yaml: tunnel: an egress needs tunnel.tls (cert, key, ca), tunnel.token, or tunnel.insecure: true; refusing to run an open tunnel`,
+		`cfg.yaml: gossip.profile: must be one of lan, wan, local (got "fast")`,
+		`cfg.yaml: routing.fallback: must be one of fail, direct, nearest (got "sometimes")`,
+		`cfg.yaml: log.format: must be one of text, json (got "xml")`,
+	}
+	if got := errorLines(err); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("error =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestEgressSecurityRule(t *testing.T) {
+	cert, key, ca := tlsFiles(t)
+	tlsYAML := "  tls: {cert: " + cert + ", key: " + key + ", ca: " + ca + "}\n"
+	const refusal = "cfg.yaml: tunnel: an egress needs tunnel.tls (cert, key, ca), tunnel.token, or tunnel.insecure: true; refusing to run an open tunnel"
+	tests := []struct {
+		name   string
+		tunnel string
+		ok     bool
+	}{
+		{"nothing", "  listen: 127.0.0.1:0\n", false},
+		{"insecure false", "  insecure: false\n", false},
+		{"empty token", "  token: \"\"\n", false},
+		{"token", "  token: s3cret\n", true},
+		{"insecure", "  insecure: true\n", true},
+		{"mutual TLS", tlsYAML, true},
+		{"TLS and token", tlsYAML + "  token: s3cret\n", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := parse(t, "node: {hint: wnam}\ntunnel:\n"+tt.tunnel, RoleEgress)
+			if tt.ok {
+				if err != nil {
+					t.Fatalf("rejected: %v", err)
+				}
+				if c.Tunnel.Advertise == "" {
+					t.Error("tunnel.advertise not derived from tunnel.listen")
+				}
+				return
+			}
+			if err == nil || err.Error() != refusal {
+				t.Errorf("error = %v, want %q", err, refusal)
+			}
+		})
+	}
+	// An ingress has no tunnel server, so the rule does not apply.
+	if _, err := parse(t, "", RoleIngress); err != nil {
+		t.Errorf("ingress without tunnel security: %v", err)
+	}
+}
+
+func TestValidateDerived(t *testing.T) {
+	c := Default(RoleEgress)
+	c.Node.Hint = "WNAM"
+	c.Tunnel.Insecure = true
+	c.Tunnel.Listen = "127.0.0.1:0"
+	c.HTTP.MaxBodyBytes = 1024
+	c.Providers["extra"] = Provider{BaseURL: "https://anthropic.example/"}
+	c.Providers["gemini"] = Provider{BaseURL: "https://g.example"}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Node.Hint != "wnam" || c.Tunnel.Advertise != "127.0.0.1:0" || c.Tunnel.AdvertiseAddr() != "127.0.0.1:0" {
+		t.Errorf("Node, Tunnel = %+v, %+v", c.Node, c.Tunnel)
+	}
+	for name, want := range map[string]Provider{
+		"openai": {BaseURL: "https://api.openai.com", Style: "openai", MaxBodyBytes: 1024},
+		"extra":  {BaseURL: "https://anthropic.example", Style: "openai", MaxBodyBytes: 1024},
+		"gemini": {BaseURL: "https://g.example", Style: "gemini", MaxBodyBytes: 1024},
+	} {
+		if got := c.Providers[name]; got != want {
+			t.Errorf("providers.%s = %+v, want %+v", name, got, want)
+		}
+	}
+	// Validate is idempotent.
+	before := *c
+	if err := c.Validate(); err != nil || c.Tunnel != before.Tunnel || c.Node != before.Node {
+		t.Errorf("second Validate changed the config or failed: %v", err)
+	}
+	c.Node.Name = ""
+	if err := c.Validate(); err != nil || !strings.HasSuffix(c.Node.Name, "-egress") {
+		t.Errorf("Node.Name = %q, %v", c.Node.Name, err)
+	}
+}
+
+// Tests give every listener port 0; that is never a collision.
+func TestPortZeroListeners(t *testing.T) {
+	c := Default(RoleEgress)
+	c.Node.Hint = "wnam"
+	c.Tunnel.Insecure = true
+	c.HTTP.Listen, c.Tunnel.Listen, c.Gossip.Bind = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestValidHint(t *testing.T) {
+	for _, h := range Hints {
+		if !ValidHint(h) {
+			t.Errorf("ValidHint(%q) = false", h)
+		}
+	}
+	for _, h := range []string{"", "WNAM", "us", "wnam "} {
+		if ValidHint(h) {
+			t.Errorf("ValidHint(%q) = true", h)
+		}
+	}
+}
+
+func TestTLSEnabled(t *testing.T) {
+	for _, tt := range []struct {
+		tls  TLS
+		want bool
+	}{
+		{TLS{}, false},
+		{TLS{Cert: "c", Key: "k"}, false},
+		{TLS{Cert: "c", Key: "k", CA: "a"}, true},
+	} {
+		if got := tt.tls.Enabled(); got != tt.want {
+			t.Errorf("%+v.Enabled() = %v", tt.tls, got)
+		}
+	}
+}

@@ -1,0 +1,266 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+var (
+	secretType   = reflect.TypeFor[Secret]()
+	durationType = reflect.TypeFor[time.Duration]()
+)
+
+// walker checks a YAML tree against the Config schema before it is decoded,
+// and expands ${NAME} in its values. Doing both in one walk gives every
+// problem a line and a dotted key, which yaml's own decoder errors lack, and
+// tells which values are Secrets so their text never reaches an error.
+type walker struct {
+	file      string
+	lookupEnv func(string) (string, bool)
+	errs      []error
+	expanded  map[*yaml.Node]bool // a scalar reached again through an alias is expanded once
+	active    map[*yaml.Node]bool // alias targets being walked, to stop cycles
+}
+
+func (w *walker) fail(n *yaml.Node, key, format string, args ...any) {
+	w.errs = append(w.errs, &FieldError{File: w.file, Line: n.Line, Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
+	if n.Kind == yaml.AliasNode {
+		target := n.Alias
+		if target == nil || w.active[target] {
+			w.fail(n, path, "alias refers to itself")
+			return
+		}
+		w.active[target] = true
+		w.walk(target, t, path)
+		delete(w.active, target)
+		return
+	}
+	if n.Kind == yaml.ScalarNode {
+		w.expand(n, path, t == secretType)
+		if n.ShortTag() == "!!null" {
+			return // leaves the default in place
+		}
+	}
+	switch {
+	case t == durationType:
+		w.leaf(n, t, path)
+	case t.Kind() == reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			w.fail(n, path, "must be a mapping (got %s)", describe(n, false))
+			return
+		}
+		w.pairs(n, t, path, func(k, v *yaml.Node) {
+			f, ok := fieldByKey(t, k.Value)
+			if !ok {
+				w.fail(k, join(path, k.Value), "unknown key; known keys are %s", strings.Join(keysOf(t), ", "))
+				return
+			}
+			w.walk(v, f.Type, join(path, k.Value))
+		})
+	case t.Kind() == reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			w.fail(n, path, "must be a mapping (got %s)", describe(n, false))
+			return
+		}
+		w.pairs(n, t, path, func(k, v *yaml.Node) {
+			w.walk(v, t.Elem(), join(path, k.Value))
+		})
+	case t.Kind() == reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			w.fail(n, path, "must be a list (got %s)", describe(n, false))
+			return
+		}
+		for i, e := range n.Content {
+			w.walk(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i))
+		}
+	default:
+		w.leaf(n, t, path)
+	}
+}
+
+// pairs calls each for every key and value of a mapping, following merge
+// keys (<<) into the mappings they name, and reports duplicate keys.
+func (w *walker) pairs(n *yaml.Node, t reflect.Type, path string, each func(k, v *yaml.Node)) {
+	seen := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			w.fail(k, path, "keys must be plain strings")
+			continue
+		}
+		if k.ShortTag() == "!!merge" {
+			w.merge(v, t, path)
+			continue
+		}
+		if first, dup := seen[k.Value]; dup {
+			w.fail(k, join(path, k.Value), "duplicate key (first at line %d)", first)
+			continue
+		}
+		seen[k.Value] = k.Line
+		each(k, v)
+	}
+}
+
+func (w *walker) merge(v *yaml.Node, t reflect.Type, path string) {
+	target := v
+	if v.Kind == yaml.AliasNode {
+		target = v.Alias
+	}
+	switch {
+	case target != nil && target.Kind == yaml.MappingNode:
+		w.walk(v, t, path)
+	case target != nil && target.Kind == yaml.SequenceNode && v.Kind != yaml.AliasNode:
+		for _, e := range v.Content {
+			w.merge(e, t, path)
+		}
+	default:
+		w.fail(v, path, "<< must name a mapping or a list of mappings")
+	}
+}
+
+// leaf checks that a scalar decodes into t.
+func (w *walker) leaf(n *yaml.Node, t reflect.Type, path string) {
+	if n.Kind == yaml.ScalarNode && n.Decode(reflect.New(t).Interface()) == nil {
+		return
+	}
+	w.fail(n, path, "%s (got %s)", expectation(t), describe(n, t == secretType))
+}
+
+// expand replaces each ${NAME} in a scalar from the environment, once.
+// Only values are expanded, never keys.
+func (w *walker) expand(n *yaml.Node, path string, secret bool) {
+	if w.expanded[n] || !strings.Contains(n.Value, "${") {
+		return
+	}
+	w.expanded[n] = true
+	s := n.Value
+	var b strings.Builder
+	for {
+		i := strings.Index(s, "${")
+		if i < 0 {
+			break
+		}
+		end := strings.IndexByte(s[i+2:], '}')
+		if end < 0 {
+			break // no closing brace: not a reference
+		}
+		ref, name := s[i:i+2+end+1], s[i+2:i+2+end]
+		b.WriteString(s[:i])
+		s = s[i+len(ref):]
+		if !validEnvName(name) {
+			// ${X:-default} and friends would otherwise stay in the value
+			// as literal text, which is never what was meant.
+			if secret {
+				w.fail(n, path, "unsupported ${...} reference; only ${NAME} is expanded")
+			} else {
+				w.fail(n, path, "unsupported reference %s; only ${NAME} is expanded", ref)
+			}
+			b.WriteString(ref)
+			continue
+		}
+		v, ok := w.lookupEnv(name)
+		if !ok {
+			w.fail(n, path, "environment variable %s is not set", name)
+		}
+		b.WriteString(v)
+	}
+	b.WriteString(s)
+	n.Value = b.String()
+	// A plain scalar is typed by what it now says (insecure: ${X} with
+	// X=true is a bool); quoted or tagged ones stay as they were. An empty
+	// expansion stays a string rather than becoming null.
+	if n.Style&(yaml.TaggedStyle|yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) == 0 {
+		n.Tag = ""
+		if n.ShortTag() == "!!null" {
+			n.Tag = "!!str"
+		}
+	}
+}
+
+func validEnvName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case r == '_', 'A' <= r && r <= 'Z', 'a' <= r && r <= 'z':
+		case '0' <= r && r <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func yamlName(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+	return name
+}
+
+func fieldByKey(t reflect.Type, key string) (reflect.StructField, bool) {
+	for f := range t.Fields() {
+		if name := yamlName(f); name != "" && name != "-" && name == key {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+func keysOf(t reflect.Type) []string {
+	var keys []string
+	for f := range t.Fields() {
+		if name := yamlName(f); name != "" && name != "-" {
+			keys = append(keys, name)
+		}
+	}
+	return keys
+}
+
+func expectation(t reflect.Type) string {
+	if t == durationType {
+		return "must be a duration such as 30s or 10m"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "must be a string"
+	case reflect.Bool:
+		return "must be true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "must be an integer"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "must be an integer from 0 to " + strconv.FormatUint(math.MaxUint64>>(64-t.Bits()), 10)
+	}
+	return "must be a " + t.String()
+}
+
+// describe names what a node holds, for "(got ...)". A secret's text is never shown.
+func describe(n *yaml.Node, secret bool) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		if secret {
+			return "a " + strings.TrimPrefix(n.ShortTag(), "!!")
+		}
+		return strconv.Quote(n.Value)
+	}
+	return "nothing"
+}

@@ -1,0 +1,171 @@
+package node
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+
+	"github.com/llmesh/llmesh/pkg/provider"
+	"github.com/llmesh/llmesh/pkg/version"
+)
+
+// mux serves the admin routes on every node and the provider routes (or,
+// on an egress, a 404) on every other path. No http.ServeMux: it would clean
+// and redirect malformed paths that the proxy must refuse with a 400.
+func (n *Node) mux(routes http.Handler) http.Handler {
+	admin := map[string]http.Handler{
+		"/health":  http.HandlerFunc(n.serveHealth),
+		"/members": http.HandlerFunc(n.serveMembers),
+		"/metrics": n.metrics.Handler(),
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h, ok := admin[r.URL.Path]; ok {
+			if r.Method != http.MethodGet && r.Method != http.MethodHead {
+				w.Header().Set("Allow", "GET, HEAD")
+				(&provider.Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: "use GET"}).Write(w, provider.StyleOpenAI)
+				return
+			}
+			h.ServeHTTP(w, r)
+			return
+		}
+		routes.ServeHTTP(w, r)
+	})
+}
+
+func notFoundOnEgress() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		(&provider.Error{Status: http.StatusNotFound, Code: "not_found",
+			Message: "this is an egress node: it serves /health, /members and /metrics; send provider requests to an ingress"}).Write(w, provider.StyleOpenAI)
+	})
+}
+
+// Health is the /health answer.
+type Health struct {
+	Status    string `json:"status"` // ok | draining
+	Timestamp string `json:"timestamp"`
+	Node      string `json:"node"`
+	Role      string `json:"role"`
+	Loc       string `json:"loc"`
+	Colo      string `json:"colo"`
+	Hint      string `json:"hint"`
+	Version   string `json:"version"`
+	Uptime    string `json:"uptime"`
+	Members   int    `json:"members"` // alive members, this node included
+	Tunnel    string `json:"tunnel,omitempty"`
+}
+
+func (n *Node) serveHealth(w http.ResponseWriter, r *http.Request) {
+	h := Health{
+		Status:    "ok",
+		Timestamp: time.Now().UTC().Format(time.RFC3339),
+		Node:      n.cfg.Node.Name,
+		Role:      string(n.cfg.Role),
+		Loc:       n.cfg.Node.Loc,
+		Colo:      n.cfg.Node.Colo,
+		Hint:      n.cfg.Node.Hint,
+		Version:   version.Version,
+		Uptime:    time.Since(n.started).Round(time.Second).String(),
+		Members:   len(n.members.Snapshot().Alive()),
+		Tunnel:    n.meta.Tunnel,
+	}
+	status := http.StatusOK
+	if n.draining.Load() {
+		// Load balancers stop sending new requests here.
+		h.Status, status = "draining", http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, h)
+}
+
+// MemberInfo is one entry of /members.
+type MemberInfo struct {
+	Name     string `json:"name"`
+	Role     string `json:"role"`
+	Loc      string `json:"loc"`
+	Colo     string `json:"colo"`
+	Hint     string `json:"hint"`
+	Addr     string `json:"addr"`
+	Tunnel   string `json:"tunnel"`
+	State    string `json:"state"`
+	Version  string `json:"version"`
+	Draining bool   `json:"draining"`
+}
+
+// MembersResponse is the /members answer.
+type MembersResponse struct {
+	Members []MemberInfo `json:"members"`
+}
+
+func (n *Node) serveMembers(w http.ResponseWriter, r *http.Request) {
+	snap := n.members.Snapshot()
+	resp := MembersResponse{Members: make([]MemberInfo, 0, len(snap.Members))}
+	for _, m := range snap.Members {
+		resp.Members = append(resp.Members, MemberInfo{
+			Name: m.Name, Role: m.Role, Loc: m.Loc, Colo: m.Colo, Hint: m.Hint, Addr: m.Addr,
+			Tunnel: m.Tunnel, State: string(m.State), Version: m.Version, Draining: m.Draining,
+		})
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, _ := json.MarshalIndent(v, "", "  ")
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// corsAllowHeaders are the request headers the official SDKs send from a
+// browser. Listed by name: "*" does not cover Authorization.
+var corsAllowHeaders = []string{
+	"authorization", "content-type", "accept", "x-api-key", "anthropic-version", "anthropic-beta",
+	"anthropic-dangerous-direct-browser-access", "openai-organization", "openai-project", "openai-beta",
+	"x-goog-api-key", "x-goog-api-client", "idempotency-key", "x-mesh-hint",
+	"x-stainless-arch", "x-stainless-lang", "x-stainless-os", "x-stainless-package-version",
+	"x-stainless-runtime", "x-stainless-runtime-version", "x-stainless-retry-count",
+	"x-stainless-timeout", "x-stainless-helper-method", "x-stainless-async",
+}
+
+const corsExposeHeaders = "*, X-Mesh-Route, X-Mesh-Egress, X-Mesh-Hint, X-Mesh-Request-Id, X-Mesh-Error, " +
+	"x-request-id, request-id, retry-after, openai-processing-ms, openai-version"
+
+// cors answers preflights and lets browsers read every response.
+func cors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", "*")
+		h.Set("Access-Control-Expose-Headers", corsExposeHeaders)
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE, OPTIONS")
+			h.Set("Access-Control-Allow-Headers", allowHeaders(r.Header.Values("Access-Control-Request-Headers")))
+			h.Set("Access-Control-Max-Age", "86400")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// allowHeaders lists the SDK headers plus whatever else the browser asks
+// for (new x-stainless-* headers appear with SDK releases), keeping only
+// valid header names.
+func allowHeaders(requested []string) string {
+	seen := make(map[string]bool, len(corsAllowHeaders))
+	out := append([]string(nil), corsAllowHeaders...)
+	for _, h := range out {
+		seen[h] = true
+	}
+	for _, v := range requested {
+		for name := range strings.SplitSeq(v, ",") {
+			name = strings.ToLower(strings.TrimSpace(name))
+			if name != "" && !seen[name] && httpguts.ValidHeaderFieldName(name) {
+				seen[name] = true
+				out = append(out, name)
+			}
+		}
+	}
+	return strings.Join(out, ", ")
+}

@@ -1,0 +1,299 @@
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/llmesh/llmesh/pkg/metrics"
+	"github.com/llmesh/llmesh/pkg/provider"
+	"github.com/llmesh/llmesh/pkg/tunnel"
+)
+
+// Response headers that tell a client how the mesh served its request.
+const (
+	HeaderRoute     = "X-Mesh-Route"  // direct | egress
+	HeaderEgress    = "X-Mesh-Egress" // egress node name
+	HeaderHint      = "X-Mesh-Hint"   // hint of the egress pool (also a request header, see routing)
+	HeaderRequestID = "X-Mesh-Request-Id"
+)
+
+// Target is where one request goes.
+type Target struct {
+	// Transport carries the exchange; nil means the direct transport.
+	Transport http.RoundTripper
+	// Tunnel makes the upstream URL llmesh://{provider}/{path}: the egress
+	// resolves the provider itself, the tunnel never carries a real URL.
+	Tunnel bool
+	// Route is the X-Mesh-Route value and metrics label; "" sets no X-Mesh
+	// headers (an egress serving a tunnelled request).
+	Route  string
+	Egress string
+	Hint   string
+}
+
+// Router picks the Target of a request. It returns a *provider.Error to
+// refuse the request (say, 503 when no egress serves the wanted hint).
+type Router interface {
+	Route(r *http.Request, p *provider.Provider) (Target, error)
+}
+
+// Config configures a Handler.
+type Config struct {
+	Providers *provider.Registry
+	Router    Router            // nil: always direct
+	Transport http.RoundTripper // the direct transport, see NewTransport
+	Metrics   *metrics.Metrics  // may be nil
+	Logger    *slog.Logger
+	// MetricsRoute labels requests when the Router sets no Route ("relay" on an egress).
+	MetricsRoute string
+}
+
+// Handler serves /{provider}/{rest}.
+type Handler struct {
+	cfg Config
+	log *slog.Logger
+	rp  *httputil.ReverseProxy
+}
+
+// New returns a proxy handler.
+func New(cfg Config) *Handler {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MetricsRoute == "" {
+		cfg.MetricsRoute = "direct"
+	}
+	h := &Handler{cfg: cfg, log: cfg.Logger}
+	h.rp = &httputil.ReverseProxy{
+		Rewrite:        rewrite,
+		Transport:      roundTripperFunc(h.roundTrip),
+		ModifyResponse: modifyResponse,
+		ErrorHandler:   h.handleError,
+		BufferPool:     copyBuffers,
+		ErrorLog:       slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
+	}
+	return h
+}
+
+// exchange is what the handler learned about a request, carried in its
+// context to the ReverseProxy hooks.
+type exchange struct {
+	provider *provider.Provider
+	rest     provider.Path
+	target   Target
+}
+
+type exchangeKey struct{}
+
+func exchangeFrom(ctx context.Context) *exchange {
+	ex, _ := ctx.Value(exchangeKey{}).(*exchange)
+	return ex
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	id := tunnel.RequestID(r.Context())
+	if id == "" {
+		id = newRequestID()
+	}
+	ctx := tunnel.WithRequestID(r.Context(), id)
+	sw := &statusWriter{ResponseWriter: w}
+	w = sw
+	w.Header().Set(HeaderRequestID, id)
+
+	ex, perr := h.admit(r)
+	name, route := "", h.cfg.MetricsRoute
+	if ex != nil {
+		name = ex.provider.Name
+		if ex.target.Route != "" {
+			route = ex.target.Route
+		}
+	}
+	// Deferred, so an aborted stream (panic(http.ErrAbortHandler)) is logged too.
+	defer func() {
+		h.log.Info("request", "id", id, "method", r.Method, "provider", name, "route", route,
+			"egress", ex.egress(), "status", sw.code(), "bytes", sw.bytes, "duration", time.Since(start).Round(time.Millisecond))
+	}()
+	if perr != nil {
+		style := provider.StyleOpenAI
+		if ex != nil {
+			style = ex.provider.Style
+		} else if p := h.providerNamed(r); p != nil {
+			style = p.Style
+		}
+		perr.Write(w, style)
+	} else {
+		done := h.cfg.Metrics.Begin(route)
+		// HTTP/1: keep reading the request body after the response head has
+		// gone out (golang/go#40747); a no-op elsewhere.
+		_ = http.NewResponseController(w).EnableFullDuplex()
+		defer func() {
+			done()
+			h.cfg.Metrics.Observe(name, route, sw.code(), time.Since(start))
+		}()
+		h.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, exchangeKey{}, ex)))
+	}
+}
+
+func (ex *exchange) egress() string {
+	if ex == nil {
+		return ""
+	}
+	return ex.target.Egress
+}
+
+// providerNamed finds the provider a malformed request was meant for, so
+// even its error comes in that provider's shape.
+func (h *Handler) providerNamed(r *http.Request) *provider.Provider {
+	name, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	p, _ := h.cfg.Providers.Get(name)
+	return p
+}
+
+// admit validates r and routes it. Every refusal is a *provider.Error.
+func (h *Handler) admit(r *http.Request) (*exchange, *provider.Error) {
+	switch r.Method {
+	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodHead, http.MethodOptions:
+	default:
+		return nil, &provider.Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: "method " + strconv.Quote(r.Method) + " is not allowed"}
+	}
+	if r.URL.Scheme != "" || r.URL.Host != "" || r.URL.Opaque != "" || r.RequestURI == "*" {
+		return nil, &provider.Error{Status: http.StatusBadRequest, Code: "bad_request_target", Message: "absolute-form request targets are not accepted"}
+	}
+	name, rest, err := provider.SplitPath(r.URL.EscapedPath())
+	if err != nil {
+		var pe *provider.PathError
+		errors.As(err, &pe)
+		return nil, &provider.Error{Status: http.StatusBadRequest, Code: "bad_path", Message: "malformed path: " + pe.Reason}
+	}
+	if !validQuery(r.URL.RawQuery) {
+		return nil, &provider.Error{Status: http.StatusBadRequest, Code: "bad_query", Message: "control characters or spaces in the query"}
+	}
+	p, ok := h.cfg.Providers.Get(name)
+	if !ok {
+		return nil, &provider.Error{Status: http.StatusNotFound, Code: "unknown_provider",
+			Message: "unknown provider " + strconv.Quote(name) + "; this mesh serves " + strings.Join(h.cfg.Providers.Names(), ", ")}
+	}
+	ex := &exchange{provider: p, rest: rest}
+	if p.MaxBodyBytes > 0 {
+		if r.ContentLength > p.MaxBodyBytes {
+			return ex, tooLarge(p.MaxBodyBytes)
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = http.MaxBytesReader(nil, r.Body, p.MaxBodyBytes)
+		}
+	}
+	if h.cfg.Router != nil {
+		t, err := h.cfg.Router.Route(r, p)
+		if err != nil {
+			var pe *provider.Error
+			if !errors.As(err, &pe) {
+				pe = &provider.Error{Status: http.StatusInternalServerError, Code: "routing_error", Message: err.Error()}
+			}
+			return ex, pe
+		}
+		ex.target = t
+	}
+	return ex, nil
+}
+
+func tooLarge(limit int64) *provider.Error {
+	return &provider.Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
+		Message: "request body exceeds the limit of " + strconv.FormatInt(limit, 10) + " bytes"}
+}
+
+func validQuery(q string) bool {
+	for i := 0; i < len(q); i++ {
+		if c := q[i]; c <= ' ' || c == 0x7f || c == '#' {
+			return false
+		}
+	}
+	return true
+}
+
+func (h *Handler) roundTrip(req *http.Request) (*http.Response, error) {
+	if ex := exchangeFrom(req.Context()); ex != nil && ex.target.Transport != nil {
+		return ex.target.Transport.RoundTrip(req)
+	}
+	return h.cfg.Transport.RoundTrip(req)
+}
+
+// rewrite builds the upstream request from configured parts only.
+func rewrite(pr *httputil.ProxyRequest) {
+	ex := exchangeFrom(pr.In.Context())
+	if ex.target.Tunnel {
+		pr.Out.URL = &url.URL{Scheme: tunnel.Scheme, Host: ex.provider.Name,
+			Path: ex.rest.Path, RawPath: ex.rest.RawPath, RawQuery: pr.In.URL.RawQuery}
+	} else {
+		pr.Out.URL = ex.provider.URL(ex.rest, pr.In.URL.RawQuery)
+	}
+	pr.Out.Host = ""
+	provider.CleanRequestHeader(pr.Out.Header)
+}
+
+func modifyResponse(resp *http.Response) error {
+	h := resp.Header
+	provider.CleanResponseHeader(h)
+	// CORS is the mesh's: a provider's own would duplicate or contradict it.
+	for k := range h {
+		if strings.HasPrefix(k, "Access-Control-") {
+			delete(h, k)
+		}
+	}
+	if ex := exchangeFrom(resp.Request.Context()); ex != nil {
+		setRouteHeaders(h, ex.target)
+	}
+	if ct := h.Get("Content-Type"); strings.HasPrefix(ct, "text/event-stream") {
+		h.Set("X-Accel-Buffering", "no") // an nginx in front must not buffer SSE
+	}
+	return nil
+}
+
+func setRouteHeaders(h http.Header, t Target) {
+	if t.Route == "" {
+		return
+	}
+	h.Set(HeaderRoute, t.Route)
+	if t.Egress != "" {
+		h.Set(HeaderEgress, t.Egress)
+		h.Set(HeaderHint, t.Hint)
+	}
+}
+
+// handleError answers a round trip that failed before any response byte.
+func (h *Handler) handleError(w http.ResponseWriter, r *http.Request, err error) {
+	ex := exchangeFrom(r.Context())
+	if r.Context().Err() != nil && errors.Is(context.Cause(r.Context()), context.Canceled) {
+		// The client went away: nobody is left to read an answer.
+		h.log.Debug("client canceled", "id", tunnel.RequestID(r.Context()), "provider", ex.provider.Name)
+		w.(*statusWriter).status = StatusClientClosed
+		return
+	}
+	pe := classify(err, ex.provider.MaxBodyBytes)
+	h.log.Warn("upstream failed", "id", tunnel.RequestID(r.Context()), "provider", ex.provider.Name,
+		"egress", ex.target.Egress, "status", pe.Status, "err", Scrub(err))
+	setRouteHeaders(w.Header(), ex.target)
+	pe.Write(w, ex.provider.Style)
+}
+
+// StatusClientClosed is recorded (never sent) when the client hung up first.
+const StatusClientClosed = 499
+
+func newRequestID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -1,0 +1,334 @@
+package tunnel
+
+import (
+	"context"
+	"crypto/subtle"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/llmesh/llmesh/proto/tunnelpb"
+)
+
+// Keepalive: pings every 30 s keep quiet streams (a model thinking for
+// minutes) alive through NAT and firewalls and detect a dead egress within
+// ~40 s. The server's enforcement minimum is below this, so the server never
+// answers too_many_pings.
+const (
+	keepaliveTime    = 30 * time.Second
+	keepaliveTimeout = 10 * time.Second
+	keepaliveMinTime = 15 * time.Second
+)
+
+// DialConfig says how an ingress reaches egress nodes.
+type DialConfig struct {
+	Token  string      // shared tunnel token, sent with every stream
+	TLS    *tls.Config // nil dials in plaintext (tunnel.insecure)
+	Logger *slog.Logger
+}
+
+// Conn is an ingress's long-lived connection to one egress node. It is an
+// http.RoundTripper for llmesh:// requests; each round trip is one stream.
+type Conn struct {
+	Name string // egress node name
+	Addr string // tunnel address
+
+	cc       *grpc.ClientConn
+	client   tunnelpb.TunnelClient
+	inflight atomic.Int64
+	retired  atomic.Bool
+	close    sync.Once
+}
+
+// Dial opens a connection to the egress at addr and starts connecting at
+// once, so the first request does not pay for the handshake.
+func Dial(name, addr string, cfg DialConfig) (*Conn, error) {
+	creds := insecure.NewCredentials()
+	if cfg.TLS != nil {
+		creds = credentials.NewTLS(cfg.TLS)
+	}
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(creds),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{
+			Time: keepaliveTime, Timeout: keepaliveTimeout, PermitWithoutStream: true,
+		}),
+	}
+	if cfg.Token != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(tokenCredentials{token: cfg.Token, secure: cfg.TLS != nil}))
+	}
+	cc, err := grpc.NewClient("passthrough:///"+addr, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("tunnel: dial %s at %s: %w", name, addr, err)
+	}
+	cc.Connect()
+	return &Conn{Name: name, Addr: addr, cc: cc, client: tunnelpb.NewTunnelClient(cc)}, nil
+}
+
+// InFlight is the number of exchanges open on this connection.
+func (c *Conn) InFlight() int64 { return c.inflight.Load() }
+
+// Usable reports whether the connection is worth trying: not failed, not closed.
+func (c *Conn) Usable() bool {
+	switch c.cc.GetState() {
+	case connectivity.TransientFailure, connectivity.Shutdown:
+		return false
+	}
+	return !c.retired.Load()
+}
+
+// Close closes the connection now, ending live streams.
+func (c *Conn) Close() error {
+	var err error
+	c.close.Do(func() { err = c.cc.Close() })
+	return err
+}
+
+// retire closes the connection once its last exchange ends, so an egress
+// that leaves the mesh does not cut the streams it is serving.
+func (c *Conn) retire() {
+	c.retired.Store(true)
+	if c.inflight.Load() == 0 {
+		c.Close()
+	}
+}
+
+func (c *Conn) done() {
+	if c.inflight.Add(-1) == 0 && c.retired.Load() {
+		c.Close()
+	}
+}
+
+// bodyReadError marks a failure to read the client's request body, so the
+// proxy reports the client's fault (e.g. 413) rather than the egress's.
+type bodyReadError struct{ err error }
+
+func (e *bodyReadError) Error() string { return e.err.Error() }
+func (e *bodyReadError) Unwrap() error { return e.err }
+
+// RoundTrip sends req over one stream and returns the egress's response as
+// soon as its head arrives; the body streams as the egress sends it.
+// req.URL must be llmesh://{provider}/{path}?{query}.
+func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme != Scheme {
+		closeBody(req)
+		return nil, fmt.Errorf("tunnel: %w: URL scheme %q, want %q", ErrProtocol, req.URL.Scheme, Scheme)
+	}
+	c.inflight.Add(1)
+	ctx, cancel := context.WithCancelCause(req.Context())
+	fail := func(err error) (*http.Response, error) {
+		cancel(err)
+		c.done()
+		return nil, err
+	}
+	stream, err := c.client.Exchange(ctx)
+	if err != nil {
+		closeBody(req)
+		return fail(fromStatus(ctx, err))
+	}
+	head := &tunnelpb.Frame{Kind: &tunnelpb.Frame_Request{Request: &tunnelpb.RequestHead{
+		Provider:      req.URL.Host,
+		Method:        req.Method,
+		Path:          req.URL.EscapedPath(),
+		RawQuery:      req.URL.RawQuery,
+		Headers:       encodeHeader(req.Header),
+		RequestId:     RequestID(req.Context()),
+		ContentLength: req.ContentLength,
+	}}}
+	if err := stream.Send(head); err != nil && !errors.Is(err, io.EOF) {
+		closeBody(req)
+		return fail(fromStatus(ctx, err))
+	}
+	// One goroutine sends the body while this one receives: never two senders.
+	go sendBody(stream, req.Body, cancel)
+
+	f, err := stream.Recv()
+	if err != nil {
+		return fail(fromStatus(ctx, err))
+	}
+	rh := f.GetResponse()
+	if rh == nil {
+		return fail(fmt.Errorf("tunnel: %w: first frame from egress is not a response head", ErrProtocol))
+	}
+	h := decodeHeader(rh.Headers)
+	resp := &http.Response{
+		Status:        strconv.Itoa(int(rh.Status)) + " " + http.StatusText(int(rh.Status)),
+		StatusCode:    int(rh.Status),
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h,
+		ContentLength: contentLength(h),
+		Request:       req,
+	}
+	if announced := h.Values("Trailer"); len(announced) > 0 {
+		resp.Trailer = make(http.Header)
+		for _, v := range announced {
+			for k := range strings.SplitSeq(v, ",") {
+				if k = strings.TrimSpace(k); k != "" {
+					resp.Trailer[http.CanonicalHeaderKey(k)] = nil
+				}
+			}
+		}
+	}
+	resp.Body = &responseBody{stream: stream, ctx: ctx, cancel: cancel, conn: c, resp: resp}
+	return resp, nil
+}
+
+// sendBody streams the request body in frames of at most FrameSize, then End.
+func sendBody(stream tunnelpb.Tunnel_ExchangeClient, body io.ReadCloser, cancel context.CancelCauseFunc) {
+	if body == nil || body == http.NoBody {
+		stream.Send(&tunnelpb.Frame{Kind: &tunnelpb.Frame_End{End: &tunnelpb.End{}}})
+		stream.CloseSend()
+		return
+	}
+	defer body.Close()
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	chunk := &tunnelpb.Frame_Body{}
+	frame := &tunnelpb.Frame{Kind: chunk}
+	for {
+		n, err := body.Read(buf)
+		if n > 0 {
+			// gRPC marshals the message before Send returns, so buf and
+			// frame are reused for the next chunk without a copy.
+			chunk.Body = buf[:n]
+			if stream.Send(frame) != nil {
+				return // the stream ended; the receiving side reports why
+			}
+		}
+		switch {
+		case err == io.EOF:
+			stream.Send(&tunnelpb.Frame{Kind: &tunnelpb.Frame_End{End: &tunnelpb.End{}}})
+			stream.CloseSend()
+			return
+		case err != nil:
+			cancel(&bodyReadError{err})
+			return
+		}
+	}
+}
+
+// responseBody reads body frames from the egress until End.
+type responseBody struct {
+	stream tunnelpb.Tunnel_ExchangeClient
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	conn   *Conn
+	resp   *http.Response
+	buf    []byte
+	err    error
+	once   sync.Once
+}
+
+func (b *responseBody) Read(p []byte) (int, error) {
+	for len(b.buf) == 0 {
+		if b.err != nil {
+			return 0, b.err
+		}
+		f, err := b.stream.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = fmt.Errorf("%w: %w", ErrAborted, io.ErrUnexpectedEOF)
+			} else {
+				err = fromStatus(b.ctx, err)
+			}
+			b.finish(err)
+			continue
+		}
+		switch k := f.Kind.(type) {
+		case *tunnelpb.Frame_Body:
+			b.buf = k.Body
+		case *tunnelpb.Frame_End:
+			for k, vs := range decodeHeader(k.End.GetTrailers()) {
+				if b.resp.Trailer == nil {
+					b.resp.Trailer = make(http.Header)
+				}
+				b.resp.Trailer[k] = vs
+			}
+			b.finish(io.EOF)
+		default:
+			b.finish(fmt.Errorf("tunnel: %w: unexpected frame in response body", ErrProtocol))
+		}
+	}
+	n := copy(p, b.buf)
+	b.buf = b.buf[n:]
+	return n, nil
+}
+
+func (b *responseBody) Close() error {
+	b.finish(errBodyClosed)
+	return nil
+}
+
+var errBodyClosed = errors.New("tunnel: response body closed")
+
+// finish ends the stream exactly once: cancelling releases its resources
+// whether or not the egress finished cleanly.
+func (b *responseBody) finish(err error) {
+	b.once.Do(func() {
+		b.err = err
+		b.cancel(err)
+		b.conn.done()
+	})
+}
+
+func contentLength(h http.Header) int64 {
+	if v := h.Get("Content-Length"); v != "" {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
+			return n
+		}
+	}
+	return -1
+}
+
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
+}
+
+// tokenCredentials sends the tunnel token with every stream.
+type tokenCredentials struct {
+	token  string
+	secure bool
+}
+
+func (t tokenCredentials) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{tokenKey: t.token}, nil
+}
+
+// RequireTransportSecurity is false only when the operator chose a plaintext
+// tunnel (tunnel.insecure), where the token is all the egress can check.
+func (t tokenCredentials) RequireTransportSecurity() bool { return t.secure }
+
+func tokenEqual(got, want string) bool {
+	return subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
+}
+
+type requestIDKeyType struct{}
+
+// WithRequestID returns ctx carrying the request id the tunnel forwards.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKeyType{}, id)
+}
+
+// RequestID returns the request id in ctx, or "".
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKeyType{}).(string)
+	return id
+}

@@ -1,0 +1,89 @@
+package tunnel
+
+import (
+	"log/slog"
+	"sync"
+)
+
+// Endpoint is an egress node the pool should hold a connection to.
+type Endpoint struct {
+	Name string
+	Addr string
+}
+
+// Pool holds one long-lived connection per egress node, opened when the node
+// joins the mesh and retired (closed once idle) when it leaves.
+type Pool struct {
+	cfg   DialConfig
+	log   *slog.Logger
+	mu    sync.Mutex
+	conns map[string]*Conn
+}
+
+// NewPool returns an empty pool.
+func NewPool(cfg DialConfig) *Pool {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Pool{cfg: cfg, log: log, conns: make(map[string]*Conn)}
+}
+
+// Sync makes the pool hold exactly the given endpoints: it dials new ones,
+// redials those whose address changed and retires the rest.
+func (p *Pool) Sync(eps []Endpoint) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	want := make(map[string]string, len(eps))
+	for _, ep := range eps {
+		want[ep.Name] = ep.Addr
+	}
+	for name, c := range p.conns {
+		if addr, ok := want[name]; !ok || addr != c.Addr {
+			p.log.Info("tunnel: retiring egress connection", "egress", name, "addr", c.Addr)
+			c.retire()
+			delete(p.conns, name)
+		}
+	}
+	for name, addr := range want {
+		if _, ok := p.conns[name]; ok || addr == "" {
+			continue
+		}
+		c, err := Dial(name, addr, p.cfg)
+		if err != nil {
+			p.log.Warn("tunnel: cannot dial egress", "egress", name, "addr", addr, "err", err)
+			continue
+		}
+		p.log.Info("tunnel: connecting to egress", "egress", name, "addr", addr)
+		p.conns[name] = c
+	}
+}
+
+// Get returns the connection to the named egress.
+func (p *Pool) Get(name string) (*Conn, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c, ok := p.conns[name]
+	return c, ok
+}
+
+// Conns returns the pool's current connections.
+func (p *Pool) Conns() []*Conn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]*Conn, 0, len(p.conns))
+	for _, c := range p.conns {
+		out = append(out, c)
+	}
+	return out
+}
+
+// Close closes every connection now.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for name, c := range p.conns {
+		c.Close()
+		delete(p.conns, name)
+	}
+}

@@ -1,0 +1,321 @@
+package tunnel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+
+	"golang.org/x/net/http/httpguts"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/llmesh/llmesh/proto/tunnelpb"
+)
+
+// ServerConfig configures an egress's tunnel server.
+type ServerConfig struct {
+	// Handler serves the reconstructed requests: the same proxy handler the
+	// direct path uses, resolving providers from the egress's own config.
+	Handler http.Handler
+	// Token, when set, must be presented by every stream.
+	Token string
+	// MaxStreams caps concurrent streams per connection and exchanges in
+	// flight on the node; more are refused at once with ResourceExhausted.
+	MaxStreams uint32
+	// TLS, when set, is the server's transport credentials (mutual TLS).
+	TLS    credentials.TransportCredentials
+	Logger *slog.Logger
+	// OnStream, when set, is told how each stream ended (a gRPC code), for metrics.
+	OnStream func(code codes.Code)
+}
+
+// Server is the egress end of the tunnel.
+type Server struct {
+	tunnelpb.UnimplementedTunnelServer
+	cfg      ServerConfig
+	log      *slog.Logger
+	inflight atomic.Int64
+	draining atomic.Bool
+	// httpServer is put in each request's context under http.ServerContextKey:
+	// httputil.ReverseProxy aborts a response that breaks mid-body only when
+	// it runs under an http.Server, and the egress must abort, never end cleanly.
+	httpServer *http.Server
+}
+
+// NewServer returns a tunnel server; register it with GRPCServer.
+func NewServer(cfg ServerConfig) *Server {
+	if cfg.MaxStreams == 0 {
+		cfg.MaxStreams = 1000
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{cfg: cfg, log: log, httpServer: &http.Server{}}
+}
+
+// GRPCServer returns a gRPC server with the tunnel service registered, its
+// stream cap (HTTP/2 rapid-reset mitigation) and keepalive policy set.
+func (s *Server) GRPCServer() *grpc.Server {
+	opts := []grpc.ServerOption{
+		grpc.MaxConcurrentStreams(s.cfg.MaxStreams),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveMinTime, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: keepaliveTime, Timeout: keepaliveTimeout}),
+	}
+	if s.cfg.TLS != nil {
+		opts = append(opts, grpc.Creds(s.cfg.TLS))
+	}
+	g := grpc.NewServer(opts...)
+	tunnelpb.RegisterTunnelServer(g, s)
+	return g
+}
+
+// InFlight is the number of exchanges being served.
+func (s *Server) InFlight() int64 { return s.inflight.Load() }
+
+// SetDraining makes the server refuse new streams with Unavailable, which an
+// ingress may retry elsewhere because no provider was contacted.
+func (s *Server) SetDraining(v bool) { s.draining.Store(v) }
+
+// Exchange serves one tunnelled HTTP exchange.
+func (s *Server) Exchange(stream tunnelpb.Tunnel_ExchangeServer) (err error) {
+	defer func() {
+		if s.cfg.OnStream != nil {
+			s.cfg.OnStream(status.Code(err))
+		}
+	}()
+	ctx := stream.Context()
+	if !s.authorized(ctx) {
+		return status.Error(codes.Unauthenticated, "missing or wrong tunnel token")
+	}
+	if s.draining.Load() {
+		return status.Error(codes.Unavailable, "egress is draining")
+	}
+	if n := s.inflight.Add(1); n > int64(s.cfg.MaxStreams) {
+		s.inflight.Add(-1)
+		return status.Errorf(codes.ResourceExhausted, "egress at its limit of %d streams", s.cfg.MaxStreams)
+	}
+	defer s.inflight.Add(-1)
+	// Send headers now: until it sees them, the client buffers the request
+	// body for a transparent retry.
+	if err := stream.SendHeader(metadata.MD{}); err != nil {
+		return err
+	}
+	f, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	head := f.GetRequest()
+	if head == nil {
+		return status.Error(codes.InvalidArgument, "first frame is not a request head")
+	}
+	req, err := s.buildRequest(ctx, head)
+	if err != nil {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	pr, pw := io.Pipe()
+	defer pr.CloseWithError(errExchangeDone)
+	go receiveBody(stream, pw)
+	if head.ContentLength != 0 {
+		req.Body = pr
+	}
+
+	w := &streamWriter{stream: stream, header: make(http.Header)}
+	w.frame.Kind = &w.chunk
+	if aborted := serve(s.cfg.Handler, w, req); aborted {
+		return status.Error(codes.Aborted, "upstream response broke off")
+	}
+	if w.err != nil {
+		return w.err
+	}
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	return stream.Send(&tunnelpb.Frame{Kind: &tunnelpb.Frame_End{End: &tunnelpb.End{Trailers: encodeHeader(w.trailers())}}})
+}
+
+var errExchangeDone = errors.New("tunnel: exchange finished")
+
+// serve runs the handler and reports whether it aborted the response.
+func serve(h http.Handler, w http.ResponseWriter, r *http.Request) (aborted bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler {
+				slog.Error("tunnel: handler panic", "panic", v)
+			}
+			aborted = true
+		}
+	}()
+	h.ServeHTTP(w, r)
+	return false
+}
+
+func (s *Server) authorized(ctx context.Context) bool {
+	if s.cfg.Token == "" {
+		return true
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	got := md.Get(tokenKey)
+	return len(got) == 1 && tokenEqual(got[0], s.cfg.Token)
+}
+
+// buildRequest turns a request head into the request the proxy handler
+// serves, at "/{provider}{path}". The handler re-validates all of it: the
+// egress trusts nothing an ingress says.
+func (s *Server) buildRequest(ctx context.Context, head *tunnelpb.RequestHead) (*http.Request, error) {
+	if !httpguts.ValidHeaderFieldName(head.Method) {
+		return nil, fmt.Errorf("invalid method")
+	}
+	if strings.ContainsAny(head.Provider, "/?#%\\") || (head.Path != "" && head.Path[0] != '/') {
+		return nil, fmt.Errorf("invalid provider or path")
+	}
+	target := "/" + head.Provider + head.Path
+	if head.RawQuery != "" {
+		target += "?" + head.RawQuery
+	}
+	u, err := url.ParseRequestURI(target)
+	if err != nil {
+		return nil, fmt.Errorf("invalid path")
+	}
+	h := make(http.Header, len(head.Headers))
+	for _, kv := range head.Headers {
+		if !httpguts.ValidHeaderFieldName(kv.GetName()) {
+			return nil, fmt.Errorf("invalid header name")
+		}
+		for _, v := range kv.Values {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return nil, fmt.Errorf("invalid value for header %s", kv.Name)
+			}
+			h.Add(kv.Name, v)
+		}
+	}
+	ctx = context.WithValue(ctx, http.ServerContextKey, s.httpServer)
+	if head.RequestId != "" {
+		ctx = WithRequestID(ctx, head.RequestId)
+	}
+	req := (&http.Request{
+		Method:        head.Method,
+		URL:           u,
+		RequestURI:    target,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h,
+		Body:          http.NoBody,
+		ContentLength: head.ContentLength,
+	}).WithContext(ctx)
+	if p, ok := peer.FromContext(ctx); ok {
+		req.RemoteAddr = p.Addr.String()
+	}
+	return req, nil
+}
+
+// receiveBody copies body frames into pw until End. It is the stream's only
+// receiver; pw.Write blocks until the handler reads, so a slow provider slows
+// the ingress down (backpressure) instead of filling memory.
+func receiveBody(stream tunnelpb.Tunnel_ExchangeServer, pw *io.PipeWriter) {
+	for {
+		f, err := stream.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF // the ingress closed without End
+			}
+			pw.CloseWithError(err)
+			return
+		}
+		switch k := f.Kind.(type) {
+		case *tunnelpb.Frame_Body:
+			if _, err := pw.Write(k.Body); err != nil {
+				return
+			}
+		case *tunnelpb.Frame_End:
+			pw.Close()
+			return
+		default:
+			pw.CloseWithError(fmt.Errorf("tunnel: %w: unexpected frame in request body", ErrProtocol))
+			return
+		}
+	}
+}
+
+// streamWriter is the http.ResponseWriter of a tunnelled exchange: each
+// Write goes out at once as body frames, so SSE is never held back.
+type streamWriter struct {
+	stream      tunnelpb.Tunnel_ExchangeServer
+	header      http.Header
+	wroteHeader bool
+	err         error
+	chunk       tunnelpb.Frame_Body
+	frame       tunnelpb.Frame
+}
+
+func (w *streamWriter) Header() http.Header { return w.header }
+
+func (w *streamWriter) WriteHeader(code int) {
+	// 1xx responses are informational: the final head follows.
+	if w.wroteHeader || code < 200 {
+		return
+	}
+	w.wroteHeader = true
+	h := w.header.Clone()
+	for k := range h {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			delete(h, k)
+		}
+	}
+	w.err = w.stream.Send(&tunnelpb.Frame{Kind: &tunnelpb.Frame_Response{Response: &tunnelpb.ResponseHead{
+		Status: int32(code), Headers: encodeHeader(h),
+	}}})
+}
+
+func (w *streamWriter) Write(p []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	written := 0
+	for w.err == nil && written < len(p) {
+		n := min(len(p)-written, FrameSize)
+		// gRPC marshals before Send returns: p is not retained.
+		w.chunk.Body = p[written : written+n]
+		if w.err = w.stream.Send(&w.frame); w.err == nil {
+			written += n
+		}
+	}
+	w.chunk.Body = nil
+	return written, w.err
+}
+
+// FlushError makes http.ResponseController flushes succeed: every Write is
+// already on the wire.
+func (w *streamWriter) FlushError() error { return w.err }
+
+// trailers collects trailer values the handler set, announced ones and
+// those under http.TrailerPrefix.
+func (w *streamWriter) trailers() http.Header {
+	t := make(http.Header)
+	for _, v := range w.header.Values("Trailer") {
+		for k := range strings.SplitSeq(v, ",") {
+			k = http.CanonicalHeaderKey(strings.TrimSpace(k))
+			if vs, ok := w.header[k]; ok && k != "" {
+				t[k] = vs
+			}
+		}
+	}
+	for k, vs := range w.header {
+		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
+			t[http.CanonicalHeaderKey(name)] = vs
+		}
+	}
+	return t
+}
