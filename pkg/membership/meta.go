@@ -1,0 +1,145 @@
+package membership
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Meta is what a node gossips about itself.
+type Meta struct {
+	Role     string `json:"role"` // "ingress" | "egress"
+	Loc      string `json:"loc"`
+	Colo     string `json:"colo"`
+	Hint     string `json:"hint"`
+	Tunnel   string `json:"tunnel,omitempty"` // egress tunnel address host:port; "" for ingress
+	Version  string `json:"version"`          // software version
+	Draining bool   `json:"draining"`
+}
+
+var (
+	// ErrMetaTooLarge reports metadata whose encoding exceeds memberlist's
+	// limit; memberlist would panic on it.
+	ErrMetaTooLarge = fmt.Errorf("membership: metadata larger than %d bytes", memberlist.MetaMaxSize)
+	// ErrMetaInvalid reports metadata that cannot be decoded.
+	ErrMetaInvalid = errors.New("membership: invalid metadata")
+)
+
+// Encoding, version 1:
+//
+//	version byte (1) | flags byte | six fields, each uvarint length + UTF-8 bytes
+//
+// Readers ignore unknown flag bits and bytes after the last field they know,
+// so later fields can be appended without bumping the version (old nodes keep
+// routing to new ones during a rolling upgrade). Bump the version only for an
+// incompatible change.
+const metaVersion = 1
+
+const (
+	flagDraining = 1 << 0
+	flagLeaving  = 1 << 1 // set by Leave, so peers can tell "left" from "dead"
+)
+
+const metaFields = 6
+
+func (m Meta) fields() [metaFields]string {
+	return [metaFields]string{m.Role, m.Loc, m.Colo, m.Hint, m.Tunnel, m.Version}
+}
+
+// Encode returns the gossip encoding of m: a version byte and a compact
+// encoding. It returns ErrMetaTooLarge above memberlist.MetaMaxSize.
+func (m Meta) Encode() ([]byte, error) {
+	return m.encode(false)
+}
+
+func (m Meta) encode(leaving bool) ([]byte, error) {
+	fields := m.fields()
+	size := 2
+	for _, f := range fields {
+		// Size first, so a huge field is rejected without being copied.
+		size += uvarintLen(uint64(len(f))) + len(f)
+	}
+	if size > memberlist.MetaMaxSize {
+		return nil, fmt.Errorf("%w: %d bytes", ErrMetaTooLarge, size)
+	}
+	for _, f := range fields {
+		if !utf8.ValidString(f) {
+			return nil, fmt.Errorf("%w: field is not UTF-8", ErrMetaInvalid)
+		}
+	}
+	var flags byte
+	if m.Draining {
+		flags |= flagDraining
+	}
+	if leaving {
+		flags |= flagLeaving
+	}
+	b := make([]byte, 0, size)
+	b = append(b, metaVersion, flags)
+	for _, f := range fields {
+		b = binary.AppendUvarint(b, uint64(len(f)))
+		b = append(b, f...)
+	}
+	return b, nil
+}
+
+// DecodeMeta decodes what Encode produced. Unknown versions, truncated or
+// garbled input return an error.
+func DecodeMeta(b []byte) (Meta, error) {
+	m, _, err := decodeMeta(b)
+	return m, err
+}
+
+func decodeMeta(b []byte) (m Meta, leaving bool, err error) {
+	switch {
+	case len(b) > memberlist.MetaMaxSize:
+		return Meta{}, false, fmt.Errorf("%w: %d bytes", ErrMetaTooLarge, len(b))
+	case len(b) == 0:
+		return Meta{}, false, fmt.Errorf("%w: empty", ErrMetaInvalid)
+	case b[0] != metaVersion:
+		return Meta{}, false, fmt.Errorf("%w: unknown version %d", ErrMetaInvalid, b[0])
+	case len(b) < 2:
+		return Meta{}, false, fmt.Errorf("%w: truncated", ErrMetaInvalid)
+	}
+	flags := b[1]
+	rest := b[2:]
+	var fields [metaFields]string
+	for i := range fields {
+		n, k := binary.Uvarint(rest)
+		if k <= 0 {
+			return Meta{}, false, fmt.Errorf("%w: bad length of field %d", ErrMetaInvalid, i)
+		}
+		rest = rest[k:]
+		if n > uint64(len(rest)) {
+			return Meta{}, false, fmt.Errorf("%w: field %d truncated", ErrMetaInvalid, i)
+		}
+		f := rest[:n]
+		if !utf8.Valid(f) {
+			return Meta{}, false, fmt.Errorf("%w: field %d is not UTF-8", ErrMetaInvalid, i)
+		}
+		fields[i] = string(f)
+		rest = rest[n:]
+	}
+	m = Meta{
+		Role:     fields[0],
+		Loc:      fields[1],
+		Colo:     fields[2],
+		Hint:     fields[3],
+		Tunnel:   fields[4],
+		Version:  fields[5],
+		Draining: flags&flagDraining != 0,
+	}
+	return m, flags&flagLeaving != 0, nil
+}
+
+func uvarintLen(x uint64) int {
+	n := 1
+	for x >= 0x80 {
+		x >>= 7
+		n++
+	}
+	return n
+}
