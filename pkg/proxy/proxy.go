@@ -24,6 +24,7 @@ const (
 	HeaderEgress    = "X-Mesh-Egress" // egress node name
 	HeaderHint      = "X-Mesh-Hint"   // hint of the egress pool (also a request header, see routing)
 	HeaderRequestID = "X-Mesh-Request-Id"
+	HeaderError     = "X-Mesh-Error" // code of an error the mesh itself produced
 )
 
 // Target is where one request goes.
@@ -135,7 +136,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		done := h.cfg.Metrics.Begin(route)
 		// HTTP/1: keep reading the request body after the response head has
 		// gone out (golang/go#40747); a no-op elsewhere.
-		_ = http.NewResponseController(w).EnableFullDuplex()
+		if http.NewResponseController(w).EnableFullDuplex() == nil && r.Body != nil {
+			// A failed round trip may leave the body unread; closing it stops
+			// the server from reading the next request over it
+			// (golang/go#68560: "invalid concurrent Body.Read call").
+			defer r.Body.Close()
+		}
 		defer func() {
 			done()
 			h.cfg.Metrics.Observe(name, route, sw.code(), time.Since(start))
@@ -242,14 +248,20 @@ func rewrite(pr *httputil.ProxyRequest) {
 
 func modifyResponse(resp *http.Response) error {
 	h := resp.Header
+	ex := exchangeFrom(resp.Request.Context())
+	// An egress's own error code is the mesh speaking; a provider's is not.
+	meshErr := h.Get(HeaderError)
 	provider.CleanResponseHeader(h)
+	if ex != nil && ex.target.Tunnel && meshErr != "" {
+		h.Set(HeaderError, meshErr)
+	}
 	// CORS is the mesh's: a provider's own would duplicate or contradict it.
 	for k := range h {
 		if strings.HasPrefix(k, "Access-Control-") {
 			delete(h, k)
 		}
 	}
-	if ex := exchangeFrom(resp.Request.Context()); ex != nil {
+	if ex != nil {
 		setRouteHeaders(h, ex.target)
 	}
 	if ct := h.Get("Content-Type"); strings.HasPrefix(ct, "text/event-stream") {

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer safe to write from the server and read from the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestRun(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	var stderr syncBuffer
+	errc := make(chan error, 1)
+	go func() { errc <- run(ctx, []string{"-listen", "127.0.0.1:0"}, io.Discard, &stderr) }()
+
+	urlRE := regexp.MustCompile(`url=(http://127\.0\.0\.1:\d+)`)
+	var base string
+	deadline := time.Now().Add(5 * time.Second)
+	for base == "" {
+		if m := urlRE.FindStringSubmatch(stderr.String()); m != nil {
+			base = m[1]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("no listening line in %q", stderr.String())
+		} else {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/chat/completions?secret=1",
+		strings.NewReader(`{"model":"m"}`))
+	req.Header.Set("Authorization", "Bearer sk-secret")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(body), "chunk 2 ") {
+		t.Fatalf("status %d, body %s", res.StatusCode, body)
+	}
+	http.DefaultClient.CloseIdleConnections()
+
+	cancel()
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("run did not return after cancel")
+	}
+	log := stderr.String()
+	if !strings.Contains(log, "method=POST path=/v1/chat/completions") {
+		t.Errorf("request not logged: %q", log)
+	}
+	if strings.Contains(log, "sk-secret") || strings.Contains(log, "secret=1") {
+		t.Errorf("log leaks headers or query: %q", log)
+	}
+}
+
+func TestRunBadArgs(t *testing.T) {
+	for _, args := range [][]string{{"-nope"}, {"extra"}, {"-listen", "256.0.0.1:0"}} {
+		if err := run(t.Context(), args, io.Discard, io.Discard); err == nil {
+			t.Errorf("run(%q) succeeded", args)
+		}
+	}
+}
