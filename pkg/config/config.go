@@ -43,6 +43,8 @@ type Config struct {
 	Routing      Routing             `yaml:"routing"`
 	Upstream     Upstream            `yaml:"upstream"`
 	Providers    map[string]Provider `yaml:"providers"`
+	Auth         Auth                `yaml:"auth"`
+	Admin        Admin               `yaml:"admin"`
 	Log          Log                 `yaml:"log"`
 	DrainTimeout time.Duration       `yaml:"drain_timeout"` // default 30s
 }
@@ -62,6 +64,22 @@ type HTTP struct {
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`        // default 120s
 	MaxHeaderBytes    int           `yaml:"max_header_bytes"`    // default 64 KiB
 	MaxBodyBytes      int64         `yaml:"max_body_bytes"`      // default 32 MiB (33554432)
+	MaxInFlight       int           `yaml:"max_in_flight"`       // proxied requests in flight before 503 + Retry-After; default 4096, 0 = no cap
+	SSEKeepalive      time.Duration `yaml:"sse_keepalive"`       // send an SSE comment after this much silence; 0 (default) = off
+}
+
+// Auth guards providers whose real key the mesh holds (see Provider.APIKey).
+type Auth struct {
+	// AccessKeys are the keys clients present, in the provider's usual
+	// credential slot, instead of the real provider key.
+	AccessKeys []Secret `yaml:"access_keys"`
+}
+
+// Admin places the admin routes (/members, /metrics). /health stays public
+// on http.listen.
+type Admin struct {
+	Listen string `yaml:"listen"` // separate listener for the admin routes; "" = on http.listen
+	Token  Secret `yaml:"token"`  // when set, admin routes need Authorization: Bearer <token>
 }
 
 // Tunnel is the gRPC tunnel between ingress and egress nodes.
@@ -99,6 +117,7 @@ type Gossip struct {
 	Advertise      string        `yaml:"advertise"`       // IP:port
 	Join           []string      `yaml:"join"`            // host:port of seeds
 	Key            Secret        `yaml:"key"`             // base64, 16/24/32 bytes once decoded
+	Keys           []Secret      `yaml:"keys"`            // keyring: more keys, accepted for decryption; the first key (key, else keys[0]) encrypts
 	Label          string        `yaml:"label"`           // keeps two meshes apart
 	Profile        string        `yaml:"profile"`         // lan | wan | local; default wan
 	RejoinInterval time.Duration `yaml:"rejoin_interval"` // default 30s
@@ -110,7 +129,27 @@ func (g Gossip) KeyBytes() ([]byte, error) {
 	if g.Key == "" {
 		return nil, nil
 	}
-	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(g.Key.Reveal()))
+	return decodeKey(g.Key)
+}
+
+// Keyring returns every gossip key, primary first: key, then keys.
+func (g Gossip) Keyring() ([][]byte, error) {
+	var ring [][]byte
+	for _, k := range append([]Secret{g.Key}, g.Keys...) {
+		if k == "" {
+			continue
+		}
+		b, err := decodeKey(k)
+		if err != nil {
+			return nil, err
+		}
+		ring = append(ring, b)
+	}
+	return ring, nil
+}
+
+func decodeKey(k Secret) ([]byte, error) {
+	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(k.Reveal()))
 	if err != nil {
 		// A CorruptInputError gives only a byte offset, never the input.
 		return nil, fmt.Errorf("not valid base64 (%v)", err)
@@ -124,9 +163,12 @@ func (g Gossip) KeyBytes() ([]byte, error) {
 
 // Routing says which requests leave through an egress (ingress only).
 type Routing struct {
-	Rules           []Rule `yaml:"rules"`
-	Fallback        string `yaml:"fallback"` // fail | direct | nearest; default fail
-	AllowClientHint bool   `yaml:"allow_client_hint"`
+	Rules           []Rule        `yaml:"rules"`
+	Fallback        string        `yaml:"fallback"` // fail | direct | nearest; default fail
+	AllowClientHint bool          `yaml:"allow_client_hint"`
+	OnRegionBlock   string        `yaml:"on_region_block"`  // hint to retry through when a provider refuses this region; "" = off
+	RegionBlockTTL  time.Duration `yaml:"region_block_ttl"` // how long a refusal sends a provider's requests to that pool; default 15m
+	RetryBodyBytes  int64         `yaml:"retry_body_bytes"` // request bodies up to this size are kept for a retry; default 1 MiB
 }
 
 // Rule sends requests from nodes at Locs to an egress with Hint.
@@ -146,7 +188,16 @@ type Provider struct {
 	BaseURL      string `yaml:"base_url"`       // absolute http(s) URL, no trailing slash once validated
 	Style        string `yaml:"style"`          // error JSON shape: openai | anthropic | gemini; default: "anthropic" for name anthropic, "gemini" for gemini, else "openai"
 	MaxBodyBytes int64  `yaml:"max_body_bytes"` // default: http.max_body_bytes (filled by Validate)
+	APIKey       Secret `yaml:"api_key"`        // the real key, on the node that calls the provider
+	APIKeyFile   string `yaml:"api_key_file"`   // or a file holding it (read by Validate)
+	// ManagedKey: clients present an access key and the mesh injects the
+	// real key (here, or on the egress for tunnelled requests). Default: true
+	// when api_key or api_key_file is set.
+	ManagedKey *bool `yaml:"managed_key"`
 }
+
+// Managed reports whether the mesh holds this provider's key.
+func (p Provider) Managed() bool { return p.ManagedKey != nil && *p.ManagedKey }
 
 // Log configures the node's slog handler.
 type Log struct {
@@ -179,6 +230,7 @@ func Default(role Role) *Config {
 			IdleTimeout:       120 * time.Second,
 			MaxHeaderBytes:    64 << 10,
 			MaxBodyBytes:      32 << 20,
+			MaxInFlight:       4096,
 		},
 		Tunnel: Tunnel{MaxStreams: 1000},
 		Gossip: Gossip{
@@ -186,7 +238,7 @@ func Default(role Role) *Config {
 			Profile:        "wan",
 			RejoinInterval: 30 * time.Second,
 		},
-		Routing: Routing{Fallback: "fail"},
+		Routing: Routing{Fallback: "fail", RegionBlockTTL: 15 * time.Minute, RetryBodyBytes: 1 << 20},
 		Upstream: Upstream{
 			DialTimeout:   10 * time.Second,
 			HeaderTimeout: 10 * time.Minute,
@@ -323,6 +375,15 @@ func mergeProviders(builtin, file map[string]Provider) map[string]Provider {
 		}
 		if p.MaxBodyBytes != 0 {
 			base.MaxBodyBytes = p.MaxBodyBytes
+		}
+		if p.APIKey != "" {
+			base.APIKey = p.APIKey
+		}
+		if p.APIKeyFile != "" {
+			base.APIKeyFile = p.APIKeyFile
+		}
+		if p.ManagedKey != nil {
+			base.ManagedKey = p.ManagedKey
 		}
 		out[name] = base
 	}

@@ -57,7 +57,7 @@ func TestDefault(t *testing.T) {
 				t.Errorf("listen addresses = %q %q %q", c.HTTP.Listen, c.Tunnel.Listen, c.Gossip.Bind)
 			}
 			want := HTTP{Listen: tt.httpListen, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
-				MaxHeaderBytes: 64 << 10, MaxBodyBytes: 33554432}
+				MaxHeaderBytes: 64 << 10, MaxBodyBytes: 33554432, MaxInFlight: 4096}
 			if c.HTTP != want {
 				t.Errorf("HTTP = %+v, want %+v", c.HTTP, want)
 			}
@@ -254,7 +254,7 @@ providers:
 		}
 	}
 	_, err := parse(t, "providers:\n  a: &p {base_url: https://a.example}\n  b:\n    <<: *p\n    bogus: 1\n", RoleIngress)
-	if err == nil || err.Error() != "cfg.yaml:5: providers.b.bogus: unknown key; known keys are base_url, style, max_body_bytes" {
+	if err == nil || err.Error() != "cfg.yaml:5: providers.b.bogus: unknown key; known keys are base_url, style, max_body_bytes, api_key, api_key_file, managed_key" {
 		t.Errorf("unknown key beside a merge: %v", err)
 	}
 	_, err = parse(t, "node: &n\n  name: x\n  colour: red\nhttp: *n\n", RoleIngress)

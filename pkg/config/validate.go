@@ -71,6 +71,7 @@ func (c *Config) Validate() error {
 	c.validateGossip(p)
 	c.validateRouting(p)
 	c.validateProviders(p)
+	c.validateAuth(p)
 	c.validateListeners(p)
 
 	p.duration("upstream.dial_timeout", c.Upstream.DialTimeout)
@@ -93,6 +94,7 @@ func (c *Config) normalise() {
 	}
 	c.Gossip.Profile = strings.ToLower(c.Gossip.Profile)
 	c.Routing.Fallback = strings.ToLower(c.Routing.Fallback)
+	c.Routing.OnRegionBlock = strings.ToLower(c.Routing.OnRegionBlock)
 	for i := range c.Routing.Rules {
 		r := &c.Routing.Rules[i]
 		r.Hint = strings.ToLower(r.Hint)
@@ -108,6 +110,10 @@ func (c *Config) normalise() {
 		}
 		if pr.MaxBodyBytes == 0 {
 			pr.MaxBodyBytes = c.HTTP.MaxBodyBytes
+		}
+		if pr.ManagedKey == nil && (pr.APIKey != "" || pr.APIKeyFile != "") {
+			managed := true
+			pr.ManagedKey = &managed
 		}
 		c.Providers[name] = pr
 	}
@@ -253,6 +259,11 @@ func (c *Config) validateGossip(p *problems) {
 	if _, err := g.KeyBytes(); err != nil {
 		p.add("gossip.key", "%v", err)
 	}
+	for i, k := range g.Keys {
+		if _, err := decodeKey(k); err != nil {
+			p.add(fmt.Sprintf("gossip.keys[%d]", i), "%v", err)
+		}
+	}
 	if len(g.Label) > 255 {
 		p.add("gossip.label", "must be at most 255 bytes (got %d)", len(g.Label))
 	}
@@ -309,7 +320,71 @@ func (c *Config) validateProviders(p *problems) {
 		}
 		p.oneOf(key+".style", pr.Style, styles)
 		p.notNegative(key+".max_body_bytes", pr.MaxBodyBytes)
+		if pr.APIKey != "" && pr.APIKeyFile != "" {
+			p.add(key, "set api_key or api_key_file, not both")
+		}
+		if pr.APIKeyFile != "" && pr.APIKey == "" {
+			b, err := os.ReadFile(pr.APIKeyFile)
+			switch {
+			case err != nil:
+				p.add(key+".api_key_file", "cannot read %q: %v", pr.APIKeyFile, errors.Unwrap(err))
+			case strings.TrimSpace(string(b)) == "":
+				p.add(key+".api_key_file", "%q is empty", pr.APIKeyFile)
+			default:
+				pr.APIKey = Secret(strings.TrimSpace(string(b)))
+				pr.APIKeyFile = "" // read once: later Validate calls keep the key
+				c.Providers[name] = pr
+			}
+		}
+		if !printableToken(pr.APIKey.Reveal()) {
+			p.add(key+".api_key", "must be printable ASCII without spaces")
+		}
 	}
+}
+
+// validateAuth: a provider whose real key the mesh holds must not be open
+// to anyone who reaches the ingress.
+func (c *Config) validateAuth(p *problems) {
+	for i, k := range c.Auth.AccessKeys {
+		if k == "" || !printableToken(k.Reveal()) {
+			p.add(fmt.Sprintf("auth.access_keys[%d]", i), "must be non-empty printable ASCII without spaces")
+		}
+	}
+	if c.Role == RoleIngress && len(c.Auth.AccessKeys) == 0 {
+		for _, name := range sortedProviderNames(c.Providers) {
+			if c.Providers[name].Managed() {
+				p.add("providers."+name+".api_key", "the mesh holds this provider's key but auth.access_keys is empty: anyone reaching this ingress could spend it")
+			}
+		}
+	}
+	if !printableToken(c.Admin.Token.Reveal()) {
+		p.add("admin.token", "must be printable ASCII without spaces")
+	}
+	if c.Admin.Listen != "" {
+		if msg := checkAddr(c.Admin.Listen, false); msg != "" {
+			p.add("admin.listen", "%s", msg)
+		}
+	}
+	p.notNegative("http.max_in_flight", int64(c.HTTP.MaxInFlight))
+	p.duration("http.sse_keepalive", c.HTTP.SSEKeepalive)
+	if h := c.Routing.OnRegionBlock; h != "" && !ValidHint(h) {
+		p.add("routing.on_region_block", "must be one of %s (got %q)", strings.Join(Hints, ", "), h)
+	}
+	p.duration("routing.region_block_ttl", c.Routing.RegionBlockTTL)
+	p.notNegative("routing.retry_body_bytes", c.Routing.RetryBodyBytes)
+}
+
+func printableToken(s string) bool {
+	return strings.IndexFunc(s, func(r rune) bool { return r <= ' ' || r > '~' }) < 0
+}
+
+func sortedProviderNames(m map[string]Provider) []string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
 }
 
 // validateListeners catches two listeners on one address, which would
@@ -318,6 +393,7 @@ func (c *Config) validateListeners(p *problems) {
 	addrs := []struct{ key, addr string }{
 		{"http.listen", c.HTTP.Listen},
 		{"gossip.bind", c.Gossip.Bind},
+		{"admin.listen", c.Admin.Listen},
 	}
 	if c.Role == RoleEgress {
 		addrs = append(addrs, struct{ key, addr string }{"tunnel.listen", c.Tunnel.Listen})

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"encoding/base64"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -310,6 +312,63 @@ func TestTLSEnabled(t *testing.T) {
 	} {
 		if got := tt.tls.Enabled(); got != tt.want {
 			t.Errorf("%+v.Enabled() = %v", tt.tls, got)
+		}
+	}
+}
+
+func TestValidateAuthAndKeys(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := dir + "/openai.key"
+	os.WriteFile(keyFile, []byte("sk-real-from-file\n"), 0o600)
+	key := base64.StdEncoding.EncodeToString(make([]byte, 32))
+
+	c, err := Parse([]byte(`
+auth: {access_keys: [ak-1, ak-2]}
+gossip: {key: `+key+`, keys: [`+key+`]}
+providers:
+  openai: {api_key_file: `+keyFile+`}
+  anthropic: {api_key: sk-ant-real}
+`), "cfg.yaml", RoleIngress, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Providers["openai"].APIKey.Reveal(); got != "sk-real-from-file" || !c.Providers["openai"].Managed() {
+		t.Fatalf("openai key %q managed %v", got, c.Providers["openai"].Managed())
+	}
+	if c.Providers["gemini"].Managed() {
+		t.Fatal("gemini managed without a key")
+	}
+	if ring, err := c.Gossip.Keyring(); err != nil || len(ring) != 2 {
+		t.Fatalf("keyring %d keys, %v", len(ring), err)
+	}
+
+	_, err = Parse([]byte(`
+providers:
+  openai: {api_key: sk-real}
+`), "cfg.yaml", RoleIngress, nil)
+	if err == nil || !strings.Contains(err.Error(), "cfg.yaml: providers.openai.api_key: the mesh holds this provider's key but auth.access_keys is empty") {
+		t.Fatalf("err = %v", err)
+	}
+	if strings.Contains(fmt.Sprint(err), "sk-real") {
+		t.Fatal("error shows the key")
+	}
+	// On an egress the key needs no access keys: the ingress checks them.
+	if _, err := Parse([]byte(`
+node: {hint: wnam}
+tunnel: {listen: "127.0.0.1:0", token: t}
+providers:
+  openai: {api_key: sk-real}
+`), "cfg.yaml", RoleEgress, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Parse([]byte(`
+gossip: {keys: [nope]}
+routing: {on_region_block: mars}
+admin: {listen: nowhere}
+`), "cfg.yaml", RoleIngress, nil)
+	for _, want := range []string{"gossip.keys[0]", "routing.on_region_block", "admin.listen"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want it to name %s", err, want)
 		}
 	}
 }
