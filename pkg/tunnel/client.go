@@ -16,10 +16,12 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
 
 	"github.com/llmesh/llmesh/proto/tunnelpb"
 )
@@ -137,7 +139,17 @@ func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 	stream, err := c.client.Exchange(ctx)
 	if err != nil {
 		closeBody(req)
+		if ctx.Err() == nil && status.Code(err) == codes.Canceled {
+			// The connection was closed (retired) under this request before
+			// the stream opened: nothing reached the egress, so it may be
+			// retried elsewhere.
+			err = status.Error(codes.Unavailable, "connection to the egress is closed")
+		}
 		return fail(fromStatus(ctx, err))
+	}
+	bodyLength := req.ContentLength
+	if bodyLength == 0 && req.Body != nil && req.Body != http.NoBody {
+		bodyLength = -1 // net/http: 0 with a body means unknown
 	}
 	head := &tunnelpb.Frame{Kind: &tunnelpb.Frame_Request{Request: &tunnelpb.RequestHead{
 		Provider:      req.URL.Host,
@@ -146,7 +158,7 @@ func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 		RawQuery:      req.URL.RawQuery,
 		Headers:       encodeHeader(req.Header),
 		RequestId:     RequestID(req.Context()),
-		ContentLength: req.ContentLength,
+		ContentLength: bodyLength,
 	}}}
 	if err := stream.Send(head); err != nil && !errors.Is(err, io.EOF) {
 		closeBody(req)
@@ -223,22 +235,28 @@ func sendBody(stream tunnelpb.Tunnel_ExchangeClient, body io.ReadCloser, cancel 
 	}
 }
 
-// responseBody reads body frames from the egress until End.
+// responseBody reads body frames from the egress until End. Close may be
+// called while a Read is blocked, to abort it.
 type responseBody struct {
 	stream tunnelpb.Tunnel_ExchangeClient
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	conn   *Conn
 	resp   *http.Response
-	buf    []byte
-	err    error
+	buf    []byte // only Read touches it
 	once   sync.Once
+	mu     sync.Mutex
+	err    error // why the body ended; set once by finish
 }
 
 func (b *responseBody) Read(p []byte) (int, error) {
-	for len(b.buf) == 0 {
-		if b.err != nil {
-			return 0, b.err
+	for {
+		// After Close, even data already received is not returned.
+		if err := b.failure(); err != nil {
+			return 0, err
+		}
+		if len(b.buf) > 0 {
+			break
 		}
 		f, err := b.stream.Recv()
 		if err != nil {
@@ -281,10 +299,18 @@ var errBodyClosed = errors.New("tunnel: response body closed")
 // whether or not the egress finished cleanly.
 func (b *responseBody) finish(err error) {
 	b.once.Do(func() {
+		b.mu.Lock()
 		b.err = err
+		b.mu.Unlock()
 		b.cancel(err)
 		b.conn.done()
 	})
+}
+
+func (b *responseBody) failure() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
 }
 
 func contentLength(h http.Header) int64 {

@@ -48,9 +48,9 @@ func fromStatus(ctx context.Context, err error) error {
 		base = ErrProtocol
 	case codes.DeadlineExceeded:
 		return fmt.Errorf("%w: %s", context.DeadlineExceeded, st.Message())
-	case codes.Canceled:
-		return fmt.Errorf("%w: %s", context.Canceled, st.Message())
 	default:
+		// Canceled too: not this request's context (checked above), so the
+		// peer or a closing connection cut the exchange.
 		base = ErrAborted
 	}
 	return fmt.Errorf("%w: %s", base, st.Message())

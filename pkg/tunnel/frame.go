@@ -21,7 +21,6 @@ const Scheme = "llmesh"
 // tokenKey is the gRPC metadata key that carries the shared tunnel token.
 const tokenKey = "llmesh-token"
 
-
 var bufPool = sync.Pool{New: func() any { b := make([]byte, FrameSize); return &b }}
 
 func encodeHeader(h http.Header) []*tunnelpb.Header {

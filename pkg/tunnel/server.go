@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"strings"
@@ -30,8 +31,9 @@ type ServerConfig struct {
 	Handler http.Handler
 	// Token, when set, must be presented by every stream.
 	Token string
-	// MaxStreams caps concurrent streams per connection and exchanges in
-	// flight on the node; more are refused at once with ResourceExhausted.
+	// MaxStreams caps exchanges in flight on the node; more are refused at
+	// once with ResourceExhausted. Each connection's HTTP/2 stream cap is
+	// twice this, so the refusal, not a queue in the client, answers first.
 	MaxStreams uint32
 	// TLS, when set, is the server's transport credentials (mutual TLS).
 	TLS    credentials.TransportCredentials
@@ -68,8 +70,15 @@ func NewServer(cfg ServerConfig) *Server {
 // GRPCServer returns a gRPC server with the tunnel service registered, its
 // stream cap (HTTP/2 rapid-reset mitigation) and keepalive policy set.
 func (s *Server) GRPCServer() *grpc.Server {
+	// The per-connection HTTP/2 cap sits above the node's in-flight limit:
+	// at an equal cap a client queues its extra streams until one ends,
+	// instead of hearing ResourceExhausted at once and trying elsewhere.
+	streamCap := s.cfg.MaxStreams * 2
+	if streamCap < s.cfg.MaxStreams {
+		streamCap = math.MaxUint32
+	}
 	opts := []grpc.ServerOption{
-		grpc.MaxConcurrentStreams(s.cfg.MaxStreams),
+		grpc.MaxConcurrentStreams(streamCap),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveMinTime, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: keepaliveTime, Timeout: keepaliveTimeout}),
 	}
@@ -133,7 +142,7 @@ func (s *Server) Exchange(stream tunnelpb.Tunnel_ExchangeServer) (err error) {
 
 	w := &streamWriter{stream: stream, header: make(http.Header)}
 	w.frame.Kind = &w.chunk
-	if aborted := serve(s.cfg.Handler, w, req); aborted {
+	if aborted := s.serve(w, req); aborted {
 		return status.Error(codes.Aborted, "upstream response broke off")
 	}
 	if w.err != nil {
@@ -148,16 +157,16 @@ func (s *Server) Exchange(stream tunnelpb.Tunnel_ExchangeServer) (err error) {
 var errExchangeDone = errors.New("tunnel: exchange finished")
 
 // serve runs the handler and reports whether it aborted the response.
-func serve(h http.Handler, w http.ResponseWriter, r *http.Request) (aborted bool) {
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) (aborted bool) {
 	defer func() {
 		if v := recover(); v != nil {
 			if v != http.ErrAbortHandler {
-				slog.Error("tunnel: handler panic", "panic", v)
+				s.log.Error("tunnel: handler panic", "panic", v)
 			}
 			aborted = true
 		}
 	}()
-	h.ServeHTTP(w, r)
+	s.cfg.Handler.ServeHTTP(w, r)
 	return false
 }
 
@@ -200,6 +209,10 @@ func (s *Server) buildRequest(ctx context.Context, head *tunnelpb.RequestHead) (
 			h.Add(kv.Name, v)
 		}
 	}
+	contentLength := head.ContentLength
+	if contentLength < 0 {
+		contentLength = -1 // the one "unknown" value net/http knows
+	}
 	ctx = context.WithValue(ctx, http.ServerContextKey, s.httpServer)
 	if head.RequestId != "" {
 		ctx = WithRequestID(ctx, head.RequestId)
@@ -213,7 +226,7 @@ func (s *Server) buildRequest(ctx context.Context, head *tunnelpb.RequestHead) (
 		ProtoMinor:    1,
 		Header:        h,
 		Body:          http.NoBody,
-		ContentLength: head.ContentLength,
+		ContentLength: contentLength,
 	}).WithContext(ctx)
 	if p, ok := peer.FromContext(ctx); ok {
 		req.RemoteAddr = p.Addr.String()

@@ -1,0 +1,84 @@
+package tunnel
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"testing"
+)
+
+// benchConn serves h on a loopback egress and returns a Conn to it.
+func benchConn(b *testing.B, h http.Handler) *Conn {
+	b.Helper()
+	_, addr := startEgress(b, ServerConfig{Handler: h})
+	return dialEgress(b, addr, DialConfig{})
+}
+
+func roundTrip(b *testing.B, c *Conn, method string, body []byte) {
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(b.Context(), method, "llmesh://openai/v1/chat/completions", r)
+	if err != nil {
+		b.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer sk-bench")
+	resp, err := c.RoundTrip(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		b.Fatal(err)
+	}
+	resp.Body.Close()
+}
+
+func BenchmarkTunnelRoundTrip(b *testing.B) {
+	reply := []byte(`{"id":"chatcmpl-1","object":"chat.completion","choices":[{"message":{"role":"assistant","content":"hi"}}]}`)
+	c := benchConn(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(reply)
+	}))
+	body := []byte(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello"}]}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		roundTrip(b, c, http.MethodPost, body)
+	}
+}
+
+func BenchmarkTunnelStream64KiB(b *testing.B) {
+	const size = 64 << 10
+	event := []byte("data: {\"delta\":\"token\"}\n\n")
+	payload := bytes.Repeat(event, size/len(event)+1)[:size]
+	c := benchConn(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		// SSE-sized writes, as a provider's stream arrives.
+		for p := payload; len(p) > 0; {
+			n := min(len(p), 4096)
+			w.Write(p[:n])
+			p = p[n:]
+		}
+	}))
+	b.SetBytes(size)
+	b.ReportAllocs()
+	for b.Loop() {
+		roundTrip(b, c, http.MethodGet, nil)
+	}
+}
+
+func BenchmarkTunnelUpload1MiB(b *testing.B) {
+	const size = 1 << 20
+	body := bytes.Repeat([]byte{'x'}, size)
+	c := benchConn(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	b.SetBytes(size)
+	b.ReportAllocs()
+	for b.Loop() {
+		roundTrip(b, c, http.MethodPost, body)
+	}
+}

@@ -1,0 +1,130 @@
+package tunnel
+
+import (
+	"io"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/connectivity"
+)
+
+func names(p *Pool) []string {
+	var out []string
+	for _, c := range p.Conns() {
+		out = append(out, c.Name+"@"+c.Addr)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestPoolSync(t *testing.T) {
+	checkLeaks(t)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(r.URL.Path)) })
+	_, addrA := startEgress(t, ServerConfig{Handler: h})
+	_, addrB := startEgress(t, ServerConfig{Handler: h})
+
+	p := NewPool(DialConfig{})
+	defer p.Close()
+
+	p.Sync([]Endpoint{{Name: "a", Addr: addrA}, {Name: "b", Addr: addrB}, {Name: "no-tunnel", Addr: ""}})
+	if got, want := names(p), []string{"a@" + addrA, "b@" + addrB}; !slices.Equal(got, want) {
+		t.Fatalf("conns = %v, want %v", got, want)
+	}
+	a1, _ := p.Get("a")
+
+	// Syncing the same set keeps the same connections.
+	p.Sync([]Endpoint{{Name: "a", Addr: addrA}, {Name: "b", Addr: addrB}})
+	if a, _ := p.Get("a"); a != a1 {
+		t.Error("an unchanged endpoint was redialled")
+	}
+
+	// "a" moves to B's address: redialled; the idle old one closes at once.
+	p.Sync([]Endpoint{{Name: "a", Addr: addrB}, {Name: "b", Addr: addrB}})
+	a2, ok := p.Get("a")
+	if !ok || a2 == a1 || a2.Addr != addrB {
+		t.Fatalf("after the address change: %v, %v", a2, ok)
+	}
+	if a1.Usable() {
+		t.Error("the replaced connection still reports usable")
+	}
+	waitFor(t, 2*time.Second, "the replaced idle connection to close", func() bool {
+		return a1.cc.GetState() == connectivity.Shutdown
+	})
+	for _, name := range []string{"a", "b"} {
+		c, _ := p.Get(name)
+		resp, err := c.RoundTrip(newRequest(t, t.Context(), http.MethodGet, "llmesh://prov/x", nil))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || string(b) != "/prov/x" {
+			t.Errorf("%s: %q, %v", name, b, err)
+		}
+	}
+
+	p.Sync(nil)
+	if got := names(p); len(got) != 0 {
+		t.Errorf("after Sync(nil): %v", got)
+	}
+	if _, ok := p.Get("a"); ok {
+		t.Error("Get found a removed egress")
+	}
+}
+
+// An egress that leaves the mesh keeps serving its live exchanges: the
+// connection closes only when the last one ends.
+func TestPoolRetireWaitsForInflight(t *testing.T) {
+	checkLeaks(t)
+	release := make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("first;"))
+		http.NewResponseController(w).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		w.Write([]byte("second"))
+	})
+	srv, addr := startEgress(t, ServerConfig{Handler: h})
+
+	p := NewPool(DialConfig{})
+	defer p.Close()
+	p.Sync([]Endpoint{{Name: "e", Addr: addr}})
+	c, ok := p.Get("e")
+	if !ok {
+		t.Fatal("no conn after Sync")
+	}
+	resp, err := c.RoundTrip(newRequest(t, t.Context(), http.MethodGet, "llmesh://p/x", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if _, err := io.ReadFull(resp.Body, make([]byte, len("first;"))); err != nil {
+		t.Fatal(err)
+	}
+
+	p.Sync(nil)
+	if _, ok := p.Get("e"); ok {
+		t.Fatal("retired conn still in the pool")
+	}
+	if c.Usable() {
+		t.Error("retired conn reports usable")
+	}
+	if st := c.cc.GetState(); st == connectivity.Shutdown {
+		t.Fatal("retired conn closed while an exchange was in flight")
+	}
+
+	close(release)
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil || string(rest) != "second" {
+		t.Fatalf("live exchange after retire: %q, %v", rest, err)
+	}
+	waitFor(t, 2*time.Second, "the retired conn to close after its last exchange", func() bool {
+		return c.cc.GetState() == connectivity.Shutdown
+	})
+	waitFor(t, 2*time.Second, "the egress to see the exchange end", func() bool { return srv.InFlight() == 0 })
+}

@@ -1,0 +1,224 @@
+package tunnel
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/llmesh/llmesh/proto/tunnelpb"
+)
+
+func validHead() *tunnelpb.RequestHead {
+	return &tunnelpb.RequestHead{Provider: "openai", Method: "POST", Path: "/v1/x", ContentLength: -1}
+}
+
+// The egress refuses malformed heads and out-of-order frames before the
+// handler runs.
+func TestProtocolErrors(t *testing.T) {
+	checkLeaks(t)
+	var calls atomic.Int64
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { calls.Add(1) })
+	_, addr := startEgress(t, ServerConfig{Handler: h})
+	client := rawClient(t, addr)
+
+	with := func(f func(*tunnelpb.RequestHead)) *tunnelpb.Frame {
+		h := validHead()
+		f(h)
+		return headFrame(h)
+	}
+	tests := []struct {
+		name   string
+		frames []*tunnelpb.Frame
+	}{
+		{"body first", []*tunnelpb.Frame{bodyFrame("x"), endFrame()}},
+		{"end first", []*tunnelpb.Frame{endFrame()}},
+		{"response head first", []*tunnelpb.Frame{{Kind: &tunnelpb.Frame_Response{Response: &tunnelpb.ResponseHead{Status: 200}}}}},
+		{"empty frame", []*tunnelpb.Frame{{}}},
+		{"empty method", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) { h.Method = "" })}},
+		{"method with space", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) { h.Method = "GE T" })}},
+		{"method with newline", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) { h.Method = "GET\r\nX: y" })}},
+		{"header name with space", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) {
+			h.Headers = []*tunnelpb.Header{{Name: "bad name", Values: []string{"v"}}}
+		})}},
+		{"empty header name", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) {
+			h.Headers = []*tunnelpb.Header{{Name: "", Values: []string{"v"}}}
+		})}},
+		{"header name with colon", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) {
+			h.Headers = []*tunnelpb.Header{{Name: "X:Y", Values: []string{"v"}}}
+		})}},
+		{"header value with newline", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) {
+			h.Headers = []*tunnelpb.Header{{Name: "X-Ok", Values: []string{"ok", "a\r\nInjected: 1"}}}
+		})}},
+		{"nil header entry", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) {
+			h.Headers = []*tunnelpb.Header{nil}
+		})}},
+		{"provider with slash", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) { h.Provider = "a/b" })}},
+		{"provider with query", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) { h.Provider = "a?b" })}},
+		{"provider with escape", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) { h.Provider = "a%2fb" })}},
+		{"provider with backslash", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) { h.Provider = `a\b` })}},
+		{"relative path", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) { h.Path = "v1/x" })}},
+		{"path with NUL", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) { h.Path = "/v1/\x00" })}},
+		{"query with DEL", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) { h.RawQuery = "a=\x7f" })}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := rawExchange(t.Context(), client, tt.frames...)
+			if status.Code(err) != codes.InvalidArgument {
+				t.Fatalf("got frame %v, err %v; want InvalidArgument", f, err)
+			}
+		})
+	}
+	t.Run("no frames", func(t *testing.T) {
+		f, err := rawExchange(t.Context(), client)
+		if err == nil {
+			t.Fatalf("got frame %v, want an error", f)
+		}
+	})
+	if n := calls.Load(); n != 0 {
+		t.Errorf("handler ran %d times for refused streams", n)
+	}
+}
+
+// Frames that break the body reach the handler as a failed body read; the
+// exchange itself goes on, so the handler can still answer.
+func TestProtocolErrorsInBody(t *testing.T) {
+	checkLeaks(t)
+	type result struct {
+		body string
+		err  error
+	}
+	got := make(chan result, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		got <- result{string(b), err}
+		w.WriteHeader(http.StatusBadRequest)
+	})
+	_, addr := startEgress(t, ServerConfig{Handler: h})
+	client := rawClient(t, addr)
+
+	tests := []struct {
+		name    string
+		frames  []*tunnelpb.Frame
+		wantErr error
+	}{
+		{"second head", []*tunnelpb.Frame{headFrame(validHead()), bodyFrame("abc"), headFrame(validHead()), endFrame()}, ErrProtocol},
+		{"response head in body", []*tunnelpb.Frame{headFrame(validHead()), bodyFrame("abc"),
+			{Kind: &tunnelpb.Frame_Response{Response: &tunnelpb.ResponseHead{Status: 200}}}}, ErrProtocol},
+		{"empty frame in body", []*tunnelpb.Frame{headFrame(validHead()), bodyFrame("abc"), {}}, ErrProtocol},
+		{"half-close without End", []*tunnelpb.Frame{headFrame(validHead()), bodyFrame("abc")}, io.ErrUnexpectedEOF},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := rawExchange(t.Context(), client, tt.frames...)
+			if err != nil {
+				t.Fatalf("exchange: %v", err)
+			}
+			if st := f.GetResponse().GetStatus(); st != http.StatusBadRequest {
+				t.Errorf("status = %d", st)
+			}
+			r := recv(t, got, 5*time.Second, "the handler")
+			if !errors.Is(r.err, tt.wantErr) {
+				t.Errorf("body read error = %v, want %v", r.err, tt.wantErr)
+			}
+			if r.body != "abc" {
+				t.Errorf("body before the error = %q", r.body)
+			}
+		})
+	}
+}
+
+// A head's content length keeps net/http's meaning: negative is unknown.
+func TestServerContentLength(t *testing.T) {
+	checkLeaks(t)
+	got := make(chan int64, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		got <- r.ContentLength
+	})
+	_, addr := startEgress(t, ServerConfig{Handler: h})
+	client := rawClient(t, addr)
+	for _, tt := range []struct{ sent, want int64 }{{-1, -1}, {-5, -1}, {3, 3}, {0, 0}} {
+		head := validHead()
+		head.ContentLength = tt.sent
+		frames := []*tunnelpb.Frame{headFrame(head), bodyFrame("abc"), endFrame()}
+		if tt.sent == 0 {
+			frames = []*tunnelpb.Frame{headFrame(head), endFrame()}
+		}
+		if _, err := rawExchange(t.Context(), client, frames...); err != nil {
+			t.Fatal(err)
+		}
+		if cl := recv(t, got, 5*time.Second, "the handler"); cl != tt.want {
+			t.Errorf("sent %d: handler saw %d, want %d", tt.sent, cl, tt.want)
+		}
+	}
+}
+
+// FuzzServerHead feeds arbitrary request heads to the egress: it must never
+// panic, and either refuse the head as InvalidArgument or serve a request
+// below "/{provider}".
+func FuzzServerHead(f *testing.F) {
+	seeds := []struct{ provider, method, path, query, hname, hvalue string }{
+		{"openai", "POST", "/v1/chat/completions", "a=1", "Authorization", "Bearer x"},
+		{"openai", "GET", "", "", "X-Multi", "a"},
+		{"", "GET", "//evil.com/x", "", "Host", "evil.com"},
+		{"openai", "GET", "/../../etc/passwd", "", "X", "y"},
+		{"openai", "GET", "/a%2fb%00", "q=%zz", "X", "y"},
+		{"open ai", "GET", "/a b?c#d", "x#y", "X", "y"},
+		{"http:", "GET", "//x", "", "X", "y"},
+		{"*", "OPTIONS", "", "", "X", "y"},
+		{"a/b", "GET", "/", "", "X", "y"},
+		{"a", "G ET", "/", "", "X", "y"},
+		{"a", "GET", "x", "", "X", "y"},
+		{"a", "GET", "/", "", "bad name", "y"},
+		{"a", "GET", "/", "", "X", "a\r\nb"},
+		{"a", "GET", "/\x01", "\x7f", "X", "\t"},
+		{"ü", "GET", "/ü/%C3%BC", "ü=1", "X-Ü", "ü"},
+	}
+	for _, s := range seeds {
+		f.Add(s.provider, s.method, s.path, s.query, s.hname, s.hvalue)
+	}
+
+	got := make(chan string, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.URL.Path
+		w.WriteHeader(http.StatusNoContent)
+	})
+	_, addr := startEgress(f, ServerConfig{Handler: h})
+	client := rawClient(f, addr)
+
+	f.Fuzz(func(t *testing.T, provider, method, path, query, hname, hvalue string) {
+		// Protobuf strings are UTF-8: anything else fails in the sender.
+		v := func(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
+		provider = v(provider)
+		head := &tunnelpb.RequestHead{
+			Provider: provider, Method: v(method), Path: v(path), RawQuery: v(query),
+			Headers: []*tunnelpb.Header{{Name: v(hname), Values: []string{v(hvalue)}}},
+		}
+		fr, err := rawExchange(t.Context(), client, headFrame(head), endFrame())
+		if err != nil {
+			if code := status.Code(err); code != codes.InvalidArgument {
+				t.Fatalf("head %v: %v; want InvalidArgument or success", head, err)
+			}
+			select {
+			case p := <-got:
+				t.Fatalf("refused head %v reached the handler as %q", head, p)
+			default:
+			}
+			return
+		}
+		if st := fr.GetResponse().GetStatus(); st != http.StatusNoContent {
+			t.Fatalf("status = %d", st)
+		}
+		p := recv(t, got, 5*time.Second, "the handler")
+		if !strings.HasPrefix(p, "/"+provider) {
+			t.Fatalf("head %v served at path %q, outside /%s", head, p, provider)
+		}
+	})
+}
