@@ -465,3 +465,49 @@ func TestLogBridge(t *testing.T) {
 		t.Errorf("debug lines logged at info:\n%s", out)
 	}
 }
+
+func TestMissingKeyIsIsolated(t *testing.T) {
+	t.Parallel()
+	key := bytes.Repeat([]byte{7}, 32)
+	cfgA := testConfig("a", Meta{})
+	cfgA.Key = key
+	a := start(t, cfgA)
+	cfgB := testConfig("b", Meta{}, a.LocalAddr())
+	cfgB.Key = key
+	b := start(t, cfgB)
+	x := start(t, testConfig("x", Meta{}, a.LocalAddr(), b.LocalAddr())) // no key at all
+	isolated(t, x, a, b)
+}
+
+// TestKeyRotation: each step of a rolling key rotation can run beside the
+// step before it, so rotating never splits the mesh: (1) add the new key to
+// keys everywhere, (2) make it the primary key everywhere, (3) drop the old.
+func TestKeyRotation(t *testing.T) {
+	t.Parallel()
+	oldKey, newKey := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
+	steps := []struct {
+		key  []byte
+		keys [][]byte
+	}{
+		{oldKey, nil},
+		{oldKey, [][]byte{newKey}},
+		{newKey, [][]byte{oldKey}},
+		{newKey, nil},
+	}
+	for i := 1; i < len(steps); i++ {
+		t.Run(fmt.Sprintf("step%d-beside-step%d", i, i-1), func(t *testing.T) {
+			t.Parallel()
+			cfgA := testConfig("a", Meta{})
+			cfgA.Key, cfgA.Keys = steps[i-1].key, steps[i-1].keys
+			a := start(t, cfgA)
+			cfgB := testConfig("b", Meta{}, a.LocalAddr())
+			cfgB.Key, cfgB.Keys = steps[i].key, steps[i].keys
+			b := start(t, cfgB)
+			for _, m := range []*Membership{a, b} {
+				waitFor(t, 10*time.Second, m.Name()+" to see both", func() bool {
+					return slices.Equal(aliveNames(m), []string{"a", "b"})
+				})
+			}
+		})
+	}
+}

@@ -49,7 +49,9 @@ func (r *registry) observe(n *memberlist.Node, alive bool) {
 	state := StateAlive
 	switch {
 	case alive:
-	case leaving:
+	case leaving, meta.Draining:
+		// A draining node was stopping on purpose; its leaving flag may not
+		// have reached us before its departure did.
 		state = StateLeft
 	default:
 		state = StateDead

@@ -22,6 +22,11 @@ type Provider struct {
 	Base         *url.URL // scheme, host and base path; never a query or userinfo
 	Style        Style
 	MaxBodyBytes int64
+	// APIKey is the real key this node injects; "" when it holds none.
+	APIKey string
+	// Managed: clients present an access key instead of a provider key,
+	// and the mesh injects the real one (here or on the egress).
+	Managed bool
 }
 
 // New checks baseURL and returns a provider. The base URL must be absolute

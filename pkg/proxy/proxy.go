@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/llmesh/llmesh/pkg/metrics"
@@ -56,13 +58,21 @@ type Config struct {
 	Logger    *slog.Logger
 	// MetricsRoute labels requests when the Router sets no Route ("relay" on an egress).
 	MetricsRoute string
+	// AccessKeys are the keys clients of managed providers must present (ingress).
+	AccessKeys []string
+	// Relay marks the egress side: it serves requests an ingress already
+	// admitted, and injects the provider key when the tunnel asks for it.
+	Relay bool
+	// MaxInFlight caps proxied requests in flight; more get 503 at once. 0 = no cap.
+	MaxInFlight int
 }
 
 // Handler serves /{provider}/{rest}.
 type Handler struct {
-	cfg Config
-	log *slog.Logger
-	rp  *httputil.ReverseProxy
+	cfg      Config
+	log      *slog.Logger
+	rp       *httputil.ReverseProxy
+	inflight atomic.Int64
 }
 
 // New returns a proxy handler.
@@ -88,9 +98,10 @@ func New(cfg Config) *Handler {
 // exchange is what the handler learned about a request, carried in its
 // context to the ReverseProxy hooks.
 type exchange struct {
-	provider *provider.Provider
-	rest     provider.Path
-	target   Target
+	provider  *provider.Provider
+	rest      provider.Path
+	target    Target
+	injectKey bool // strip the client's credentials, put the provider key in
 }
 
 type exchangeKey struct{}
@@ -111,6 +122,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w = sw
 	w.Header().Set(HeaderRequestID, id)
 
+	if max := h.cfg.MaxInFlight; max > 0 {
+		if h.inflight.Add(1) > int64(max) {
+			h.inflight.Add(-1)
+			(&provider.Error{Status: http.StatusServiceUnavailable, Code: "over_capacity",
+				Message: "this node is at its limit of " + strconv.Itoa(max) + " requests in flight; retry shortly"}).Write(w, h.styleOf(r))
+			h.cfg.Metrics.Observe("", "rejected", http.StatusServiceUnavailable, time.Since(start))
+			return
+		}
+		defer h.inflight.Add(-1)
+	}
 	ex, perr := h.admit(r)
 	name, route := "", h.cfg.MetricsRoute
 	if ex != nil {
@@ -125,14 +146,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"egress", ex.egress(), "status", sw.code(), "bytes", sw.bytes, "duration", time.Since(start).Round(time.Millisecond))
 	}()
 	if perr != nil {
-		style := provider.StyleOpenAI
+		route = "rejected"
+		style := h.styleOf(r)
 		if ex != nil {
 			style = ex.provider.Style
-		} else if p := h.providerNamed(r); p != nil {
-			style = p.Style
 		}
 		perr.Write(w, style)
+		h.cfg.Metrics.Observe(name, route, perr.Status, time.Since(start))
 	} else {
+		if ex.injectKey && ex.target.Tunnel {
+			ctx = tunnel.WithInjectKey(ctx)
+		}
 		done := h.cfg.Metrics.Begin(route)
 		// HTTP/1: keep reading the request body after the response head has
 		// gone out (golang/go#40747); a no-op elsewhere.
@@ -157,12 +181,14 @@ func (ex *exchange) egress() string {
 	return ex.target.Egress
 }
 
-// providerNamed finds the provider a malformed request was meant for, so
-// even its error comes in that provider's shape.
-func (h *Handler) providerNamed(r *http.Request) *provider.Provider {
+// styleOf is the error shape for r: its provider's, even when the request
+// is malformed, else OpenAI's.
+func (h *Handler) styleOf(r *http.Request) provider.Style {
 	name, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
-	p, _ := h.cfg.Providers.Get(name)
-	return p
+	if p, ok := h.cfg.Providers.Get(name); ok {
+		return p.Style
+	}
+	return provider.StyleOpenAI
 }
 
 // admit validates r and routes it. Every refusal is a *provider.Error.
@@ -190,6 +216,9 @@ func (h *Handler) admit(r *http.Request) (*exchange, *provider.Error) {
 			Message: "unknown provider " + strconv.Quote(name) + "; this mesh serves " + strings.Join(h.cfg.Providers.Names(), ", ")}
 	}
 	ex := &exchange{provider: p, rest: rest}
+	if perr := h.authorize(r, ex); perr != nil {
+		return ex, perr
+	}
 	if p.MaxBodyBytes > 0 {
 		if r.ContentLength > p.MaxBodyBytes {
 			return ex, tooLarge(p.MaxBodyBytes)
@@ -209,7 +238,42 @@ func (h *Handler) admit(r *http.Request) (*exchange, *provider.Error) {
 		}
 		ex.target = t
 	}
+	if ex.injectKey && !ex.target.Tunnel && p.APIKey == "" {
+		return ex, &provider.Error{Status: http.StatusBadGateway, Code: "no_provider_key",
+			Message: "this node holds no api_key for provider " + strconv.Quote(p.Name)}
+	}
 	return ex, nil
+}
+
+// authorize applies key management: for a managed provider the client must
+// present one of the access keys (401 missing, 403 wrong), and the real key
+// is injected on the node that calls the provider. On an egress the tunnel
+// says whether the ingress asked for that.
+func (h *Handler) authorize(r *http.Request, ex *exchange) *provider.Error {
+	p := ex.provider
+	if h.cfg.Relay {
+		ex.injectKey = tunnel.InjectKey(r.Context())
+		return nil
+	}
+	if !p.Managed {
+		return nil
+	}
+	key, ok := provider.ClientKey(p.Style, r.Header, r.URL.RawQuery)
+	if !ok {
+		return &provider.Error{Status: http.StatusUnauthorized, Code: "missing_access_key",
+			Message: "this mesh needs an access key for " + p.Name + ": send it as " + provider.KeySlot(p.Style)}
+	}
+	valid := 0
+	for _, k := range h.cfg.AccessKeys {
+		// Compare with every key, in constant time: no timing tells which matched.
+		valid |= subtle.ConstantTimeCompare([]byte(key), []byte(k))
+	}
+	if valid != 1 {
+		return &provider.Error{Status: http.StatusForbidden, Code: "invalid_access_key",
+			Message: "the access key is not valid for this mesh"}
+	}
+	ex.injectKey = true
+	return nil
 }
 
 func tooLarge(limit int64) *provider.Error {
@@ -244,6 +308,12 @@ func rewrite(pr *httputil.ProxyRequest) {
 	}
 	pr.Out.Host = ""
 	provider.CleanRequestHeader(pr.Out.Header)
+	if ex.injectKey {
+		pr.Out.URL.RawQuery = provider.StripCredentials(pr.Out.Header, pr.Out.URL.RawQuery)
+		if !ex.target.Tunnel {
+			provider.InjectKey(ex.provider.Style, pr.Out.Header, ex.provider.APIKey)
+		}
+	}
 }
 
 func modifyResponse(resp *http.Response) error {

@@ -158,6 +158,7 @@ func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 		RawQuery:      req.URL.RawQuery,
 		Headers:       encodeHeader(req.Header),
 		RequestId:     RequestID(req.Context()),
+		InjectKey:     InjectKey(req.Context()),
 		ContentLength: bodyLength,
 	}}}
 	if err := stream.Send(head); err != nil && !errors.Is(err, io.EOF) {
@@ -351,6 +352,20 @@ type requestIDKeyType struct{}
 // WithRequestID returns ctx carrying the request id the tunnel forwards.
 func WithRequestID(ctx context.Context, id string) context.Context {
 	return context.WithValue(ctx, requestIDKeyType{}, id)
+}
+
+type injectKeyType struct{}
+
+// WithInjectKey marks ctx's request as one whose client credentials the
+// ingress checked and removed: the egress injects its own provider key.
+func WithInjectKey(ctx context.Context) context.Context {
+	return context.WithValue(ctx, injectKeyType{}, true)
+}
+
+// InjectKey reports whether ctx's request asks for the provider key to be injected.
+func InjectKey(ctx context.Context) bool {
+	v, _ := ctx.Value(injectKeyType{}).(bool)
+	return v
 }
 
 // RequestID returns the request id in ctx, or "".

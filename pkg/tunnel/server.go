@@ -217,6 +217,9 @@ func (s *Server) buildRequest(ctx context.Context, head *tunnelpb.RequestHead) (
 	if head.RequestId != "" {
 		ctx = WithRequestID(ctx, head.RequestId)
 	}
+	if head.InjectKey {
+		ctx = WithInjectKey(ctx)
+	}
 	req := (&http.Request{
 		Method:        head.Method,
 		URL:           u,

@@ -86,6 +86,9 @@ type RequestHead struct {
 	Headers       []*Header              `protobuf:"bytes,5,rep,name=headers,proto3" json:"headers,omitempty"`
 	RequestId     string                 `protobuf:"bytes,6,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	ContentLength int64                  `protobuf:"varint,7,opt,name=content_length,json=contentLength,proto3" json:"content_length,omitempty"` // -1 when unknown
+	// The ingress checked the client's access key and removed every
+	// credential: the egress injects its own configured provider key.
+	InjectKey     bool `protobuf:"varint,8,opt,name=inject_key,json=injectKey,proto3" json:"inject_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -167,6 +170,13 @@ func (x *RequestHead) GetContentLength() int64 {
 		return x.ContentLength
 	}
 	return 0
+}
+
+func (x *RequestHead) GetInjectKey() bool {
+	if x != nil {
+		return x.InjectKey
+	}
+	return false
 }
 
 type ResponseHead struct {
@@ -386,7 +396,7 @@ const file_tunnel_proto_rawDesc = "" +
 	"\ftunnel.proto\x12\x10llmesh.tunnel.v1\"4\n" +
 	"\x06Header\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
-	"\x06values\x18\x02 \x03(\tR\x06values\"\xec\x01\n" +
+	"\x06values\x18\x02 \x03(\tR\x06values\"\x8b\x02\n" +
 	"\vRequestHead\x12\x1a\n" +
 	"\bprovider\x18\x01 \x01(\tR\bprovider\x12\x16\n" +
 	"\x06method\x18\x02 \x01(\tR\x06method\x12\x12\n" +
@@ -395,7 +405,9 @@ const file_tunnel_proto_rawDesc = "" +
 	"\aheaders\x18\x05 \x03(\v2\x18.llmesh.tunnel.v1.HeaderR\aheaders\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x06 \x01(\tR\trequestId\x12%\n" +
-	"\x0econtent_length\x18\a \x01(\x03R\rcontentLength\"Z\n" +
+	"\x0econtent_length\x18\a \x01(\x03R\rcontentLength\x12\x1d\n" +
+	"\n" +
+	"inject_key\x18\b \x01(\bR\tinjectKey\"Z\n" +
 	"\fResponseHead\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\x05R\x06status\x122\n" +
 	"\aheaders\x18\x02 \x03(\v2\x18.llmesh.tunnel.v1.HeaderR\aheaders\";\n" +

@@ -1,0 +1,153 @@
+package meshtls
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func run(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err = Command(args, &out, &errOut)
+	return out.String(), errOut.String(), err
+}
+
+func TestCommand(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "pki")
+	out, _, err := run(t, "init", "-dir", dir, "-days", "30")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"ca.pem", "ca-key.pem"} {
+		if !strings.Contains(out, filepath.Join(dir, f)) {
+			t.Errorf("init output does not name %s:\n%s", f, out)
+		}
+	}
+	wantMode(t, filepath.Join(dir, "ca-key.pem"), 0o600)
+
+	out, _, err = run(t, "issue", "-dir", dir, "-name", "wnam-1", "-role", "egress", "-hint", "wnam", "-host", "10.0.0.7, egress.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key, caFile := filepath.Join(dir, "wnam-1.pem"), filepath.Join(dir, "wnam-1-key.pem"), filepath.Join(dir, "ca.pem")
+	wantMode(t, key, 0o600)
+	snippet := "tunnel:\n  tls:\n    cert: " + cert + "\n    key: " + key + "\n    ca: " + caFile + "\n"
+	if !strings.Contains(out, snippet) {
+		t.Errorf("issue output lacks the config snippet %q:\n%s", snippet, out)
+	}
+	if !strings.Contains(out, "llmesh://egress/wnam/wnam-1") {
+		t.Errorf("issue output does not name the identity:\n%s", out)
+	}
+
+	b, err := os.ReadFile(cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := parseCertPEM(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, err := IdentityOf(leaf); err != nil || id != egressID {
+		t.Errorf("issued identity = %v, %v; want %v", id, err, egressID)
+	}
+	if len(leaf.IPAddresses) != 1 || leaf.IPAddresses[0].String() != "10.0.0.7" || len(leaf.DNSNames) != 1 || leaf.DNSNames[0] != "egress.example" {
+		t.Errorf("SANs = %v %v", leaf.IPAddresses, leaf.DNSNames)
+	}
+	if d := time.Until(leaf.NotAfter); d > 31*day || d < 29*day {
+		t.Errorf("a 365-day certificate from a 30-day CA ends in %v, want the CA's end", d)
+	}
+
+	// The files load as a node's tunnel.tls.
+	egress, err := Load(Files{Cert: cert, Key: key, CA: caFile}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := run(t, "issue", "-dir", dir, "-name", "hk-1", "-role", "ingress", "-hint", "-"); err != nil {
+		t.Fatal(err)
+	}
+	ingress, err := Load(Files{Cert: filepath.Join(dir, "hk-1.pem"), Key: filepath.Join(dir, "hk-1-key.pem"), CA: caFile}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ingress.Identity(); got != (Identity{Role: RoleIngress, Name: "hk-1"}) {
+		t.Errorf("ingress identity %v", got)
+	}
+	if out := handshake(t, egress.ServerConfig(RoleIngress), ingress.ClientConfig(egressID)); out.serverErr != nil || out.clientErr != nil {
+		t.Fatalf("handshake with issued certificates: server %v, client %v", out.serverErr, out.clientErr)
+	}
+
+	// Re-issuing replaces the pair (renewal), which a running node reloads.
+	if _, _, err := run(t, "issue", "-dir", dir, "-name", "wnam-1", "-role", "egress", "-hint", "wnam"); err != nil {
+		t.Fatal(err)
+	}
+	if err := egress.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if egress.Certificate().Leaf.SerialNumber.Cmp(leaf.SerialNumber) == 0 {
+		t.Error("re-issue did not replace the certificate")
+	}
+	wantMode(t, key, 0o600)
+
+	// init refuses to overwrite the CA.
+	caBefore, _ := os.ReadFile(caFile)
+	_, _, err = run(t, "init", "-dir", dir)
+	wantErrContains(t, "second init", err, "refusing to overwrite")
+	if caAfter, _ := os.ReadFile(caFile); !bytes.Equal(caBefore, caAfter) {
+		t.Error("second init changed ca.pem")
+	}
+}
+
+func TestCommandUsage(t *testing.T) {
+	dir := t.TempDir()
+	if _, _, err := run(t, "init", "-dir", dir); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		args   []string
+		stderr string
+	}{
+		{"no subcommand", nil, "usage: certs init"},
+		{"unknown subcommand", []string{"rotate"}, `unknown subcommand "rotate"`},
+		{"init without dir", []string{"init"}, "-dir is required"},
+		{"unknown flag", []string{"issue", "-nmae", "x"}, "flag provided but not defined"},
+		{"stray argument", []string{"issue", "-dir", dir, "-name", "x", "-role", "ingress", "extra"}, `unexpected argument "extra"`},
+		{"bad role", []string{"issue", "-dir", dir, "-name", "x", "-role", "relay"}, `role "relay"`},
+		{"bad name", []string{"issue", "-dir", dir, "-name", "../x", "-role", "ingress"}, "only letters"},
+		{"egress without hint", []string{"issue", "-dir", dir, "-name", "x", "-role", "egress"}, "-hint is required for an egress"},
+		{"zero days", []string{"issue", "-dir", dir, "-name", "x", "-role", "ingress", "-days", "0"}, "-days must be positive"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, stderr, err := run(t, tt.args...)
+			if !errors.Is(err, ErrUsage) {
+				t.Errorf("err = %v, want ErrUsage", err)
+			}
+			if !strings.Contains(stderr, tt.stderr) {
+				t.Errorf("stderr lacks %q:\n%s", tt.stderr, stderr)
+			}
+		})
+	}
+
+	if _, _, err := run(t, "issue", "-h"); err != nil {
+		t.Errorf("-h: %v, want nil", err)
+	}
+	_, _, err := run(t, "issue", "-dir", t.TempDir(), "-name", "x", "-role", "ingress")
+	wantErrContains(t, "issue without a CA", err, "run certs init first")
+}
+
+func wantMode(t *testing.T, path string, want os.FileMode) {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fi.Mode().Perm(); got != want {
+		t.Errorf("%s mode %o, want %o", path, got, want)
+	}
+}
