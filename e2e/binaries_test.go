@@ -146,7 +146,7 @@ providers:
 	ingressCfg := writeConfig(t, fmt.Sprintf(`
 node: {name: bin-hk-1, loc: HK, colo: HKG, hint: apac}
 http: {listen: "127.0.0.1:0"}
-tunnel: {token: "${LLMESH_TUNNEL_TOKEN}"}
+tunnel: {token: "${LLMESH_TUNNEL_TOKEN}", insecure: true}
 gossip: {bind: "127.0.0.1:0", profile: local, join: ["%s"]}
 routing:
   rules: [{locs: [HK, CN], hint: wnam}]

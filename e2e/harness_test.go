@@ -97,6 +97,9 @@ func (m *mesh) start(s nodeSpec) *node.Node {
 	}
 	if s.role == config.RoleEgress {
 		cfg.Tunnel.Listen = "127.0.0.1:0"
+	} else {
+		// Loopback tests tunnel in plaintext with a token; mtls_test.go covers TLS.
+		cfg.Tunnel.Insecure = true
 	}
 	cfg.Routing.Rules = s.rules
 	if s.fallback != "" {

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"crypto/subtle"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -12,26 +13,64 @@ import (
 	"github.com/llmesh/llmesh/pkg/version"
 )
 
-// mux serves the admin routes on every node and the provider routes (or,
-// on an egress, a 404) on every other path. No http.ServeMux: it would clean
-// and redirect malformed paths that the proxy must refuse with a 400.
-func (n *Node) mux(routes http.Handler) http.Handler {
-	admin := map[string]http.Handler{
-		"/health":  http.HandlerFunc(n.serveHealth),
-		"/members": http.HandlerFunc(n.serveMembers),
-		"/metrics": n.metrics.Handler(),
+// handlers returns what the HTTP listener serves and, when admin.listen is
+// set, what the admin listener serves. /health is public on both; /members
+// and /metrics move to the admin listener when there is one, and need the
+// admin token when one is set. No http.ServeMux: it would clean and redirect
+// malformed paths that the proxy must refuse with a 400.
+func (n *Node) handlers(routes http.Handler) (main, admin http.Handler) {
+	health := http.HandlerFunc(n.serveHealth)
+	private := map[string]http.Handler{
+		"/members": n.adminAuth(http.HandlerFunc(n.serveMembers)),
+		"/metrics": n.adminAuth(n.metrics.Handler()),
 	}
+	adminRoutes := map[string]http.Handler{"/health": health}
+	mainRoutes := map[string]http.Handler{"/health": health}
+	target := mainRoutes
+	if n.cfg.Admin.Listen != "" {
+		target = adminRoutes
+	}
+	for path, h := range private {
+		target[path] = h
+	}
+	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		(&provider.Error{Status: http.StatusNotFound, Code: "not_found", Message: "the admin listener serves /health, /members and /metrics"}).Write(w, provider.StyleOpenAI)
+	})
+	return cors(dispatch(mainRoutes, routes)), dispatch(adminRoutes, notFound)
+}
+
+// dispatch serves exact admin paths (GET and HEAD only) and hands every
+// other request to rest.
+func dispatch(admin map[string]http.Handler, rest http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if h, ok := admin[r.URL.Path]; ok {
-			if r.Method != http.MethodGet && r.Method != http.MethodHead {
-				w.Header().Set("Allow", "GET, HEAD")
-				(&provider.Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: "use GET"}).Write(w, provider.StyleOpenAI)
-				return
-			}
-			h.ServeHTTP(w, r)
+		h, ok := admin[r.URL.Path]
+		if !ok {
+			rest.ServeHTTP(w, r)
 			return
 		}
-		routes.ServeHTTP(w, r)
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			(&provider.Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: "use GET"}).Write(w, provider.StyleOpenAI)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// adminAuth requires the admin token, when one is set, as a bearer token.
+func (n *Node) adminAuth(h http.Handler) http.Handler {
+	token := n.cfg.Admin.Token.Reveal()
+	if token == "" {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="llmesh admin"`)
+			(&provider.Error{Status: http.StatusUnauthorized, Code: "admin_unauthorized", Message: "this route needs the admin token as Authorization: Bearer <token>"}).Write(w, provider.StyleOpenAI)
+			return
+		}
+		h.ServeHTTP(w, r)
 	})
 }
 

@@ -3,14 +3,15 @@ package node
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"sync"
+	"syscall"
 	"sync/atomic"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 
 	"github.com/llmesh/llmesh/pkg/config"
 	"github.com/llmesh/llmesh/pkg/membership"
+	"github.com/llmesh/llmesh/pkg/meshtls"
 	"github.com/llmesh/llmesh/pkg/metrics"
 	"github.com/llmesh/llmesh/pkg/provider"
 	"github.com/llmesh/llmesh/pkg/proxy"
@@ -37,8 +39,14 @@ type Node struct {
 	meta    membership.Meta
 	started time.Time
 
-	httpSrv *http.Server
-	httpLn  net.Listener
+	httpSrv  *http.Server
+	httpLn   net.Listener
+	adminSrv *http.Server // nil unless admin.listen is set
+	adminLn  net.Listener
+
+	tls    *meshtls.Store // nil without tunnel.tls
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	// ingress
 	pool *tunnel.Pool
@@ -67,8 +75,9 @@ func Start(cfg *config.Config, log *slog.Logger, opts Options) (_ *Node, err err
 		log:      log,
 		metrics:  metrics.New(string(cfg.Role), version.Version),
 		started:  time.Now(),
-		serveErr: make(chan error, 2),
+		serveErr: make(chan error, 3),
 	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
 			n.Close()
@@ -79,6 +88,12 @@ func Start(cfg *config.Config, log *slog.Logger, opts Options) (_ *Node, err err
 		return nil, err
 	}
 	transport := proxy.NewTransport(cfg.Upstream.DialTimeout, cfg.Upstream.HeaderTimeout)
+	if cfg.Tunnel.TLS.Enabled() {
+		if n.tls, err = loadTLS(cfg, log); err != nil {
+			return nil, err
+		}
+		go n.tls.Watch(n.ctx, 10*time.Second)
+	}
 
 	n.meta = membership.Meta{
 		Role: string(cfg.Role), Loc: cfg.Node.Loc, Colo: cfg.Node.Colo, Hint: cfg.Node.Hint, Version: version.Version,
@@ -91,17 +106,23 @@ func Start(cfg *config.Config, log *slog.Logger, opts Options) (_ *Node, err err
 		}
 		routes = notFoundOnEgress()
 	default:
-		dial, err := dialConfig(cfg, log)
-		if err != nil {
-			return nil, err
+		n.pool = tunnel.NewPool(n.dialConfig())
+		accessKeys := make([]string, len(cfg.Auth.AccessKeys))
+		for i, k := range cfg.Auth.AccessKeys {
+			accessKeys[i] = k.Reveal()
 		}
-		n.pool = tunnel.NewPool(dial)
+		rt := &router{node: n, policy: policyFrom(cfg), plaintext: n.tls == nil && !cfg.Tunnel.Insecure}
+		if rt.plaintext && rt.routes() {
+			log.Warn("this ingress routes requests to egress nodes but has neither tunnel.tls nor tunnel.insecure: true; it will refuse to tunnel them in plaintext")
+		}
 		routes = proxy.New(proxy.Config{
-			Providers: providers,
-			Router:    &router{node: n, policy: policyFrom(cfg)},
-			Transport: transport,
-			Metrics:   n.metrics,
-			Logger:    log,
+			Providers:   providers,
+			Router:      rt,
+			Transport:   transport,
+			Metrics:     n.metrics,
+			Logger:      log,
+			AccessKeys:  accessKeys,
+			MaxInFlight: cfg.HTTP.MaxInFlight,
 		})
 	}
 
@@ -112,38 +133,44 @@ func Start(cfg *config.Config, log *slog.Logger, opts Options) (_ *Node, err err
 	if err := n.startMembership(opts); err != nil {
 		return nil, err
 	}
-	n.httpSrv = &http.Server{
-		Handler:           cors(n.mux(routes)),
-		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
-		IdleTimeout:       cfg.HTTP.IdleTimeout,
-		MaxHeaderBytes:    cfg.HTTP.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-		// No WriteTimeout: it would cut long generations.
-	}
-	n.httpSrv.Protocols = new(http.Protocols)
-	n.httpSrv.Protocols.SetHTTP1(true)
-	n.httpSrv.Protocols.SetUnencryptedHTTP2(true)
-	go func() {
-		if err := n.httpSrv.Serve(n.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			n.serveErr <- fmt.Errorf("http server: %w", err)
+	main, admin := n.handlers(routes)
+	n.httpSrv = n.serveHTTP("http", n.httpLn, main)
+	if cfg.Admin.Listen != "" {
+		if n.adminLn, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
+			return nil, fmt.Errorf("admin.listen %s: %w", cfg.Admin.Listen, err)
 		}
-	}()
+		n.adminSrv = n.serveHTTP("admin", n.adminLn, admin)
+	}
 	log.Info("node started", "name", cfg.Node.Name, "role", cfg.Role, "loc", cfg.Node.Loc, "hint", cfg.Node.Hint,
 		"http", n.HTTPAddr(), "tunnel", n.TunnelAddr(), "gossip", n.members.LocalAddr(), "version", version.Version)
 	return n, nil
 }
 
+// serveHTTP serves h on ln. No WriteTimeout: it would cut long generations.
+func (n *Node) serveHTTP(name string, ln net.Listener, h http.Handler) *http.Server {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: n.cfg.HTTP.ReadHeaderTimeout,
+		IdleTimeout:       n.cfg.HTTP.IdleTimeout,
+		MaxHeaderBytes:    n.cfg.HTTP.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
+	}
+	srv.Protocols = new(http.Protocols)
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetUnencryptedHTTP2(true)
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.serveErr <- fmt.Errorf("%s server: %w", name, err)
+		}
+	}()
+	return srv
+}
+
 func (n *Node) startTunnelServer(providers *provider.Registry, transport http.RoundTripper) error {
 	cfg := n.cfg
 	var creds credentials.TransportCredentials
-	if cfg.Tunnel.TLS.Enabled() {
-		tc, err := tlsConfig(cfg.Tunnel.TLS)
-		if err != nil {
-			return err
-		}
-		tc.ClientAuth = tls.RequireAndVerifyClientCert
-		tc.ClientCAs = tc.RootCAs
-		creds = credentials.NewTLS(tc)
+	if n.tls != nil {
+		creds = credentials.NewTLS(n.tls.ServerConfig(meshtls.RoleIngress))
 	}
 	handler := proxy.New(proxy.Config{
 		Providers:    providers,
@@ -151,6 +178,7 @@ func (n *Node) startTunnelServer(providers *provider.Registry, transport http.Ro
 		Metrics:      n.metrics,
 		Logger:       n.log,
 		MetricsRoute: "relay",
+		Relay:        true,
 	})
 	n.tunnelSrv = tunnel.NewServer(tunnel.ServerConfig{
 		Handler:    handler,
@@ -190,9 +218,13 @@ func advertised(advertise, listen string, bound net.Addr) string {
 }
 
 func (n *Node) startMembership(opts Options) error {
-	key, err := n.cfg.Gossip.KeyBytes()
+	ring, err := n.cfg.Gossip.Keyring()
 	if err != nil {
 		return fmt.Errorf("gossip.key: %w", err)
+	}
+	var key []byte
+	if len(ring) > 0 {
+		key, ring = ring[0], ring[1:]
 	}
 	mc := membership.Config{
 		Name:           n.cfg.Node.Name,
@@ -201,6 +233,7 @@ func (n *Node) startMembership(opts Options) error {
 		Join:           n.cfg.Gossip.Join,
 		Profile:        n.cfg.Gossip.Profile,
 		Key:            key,
+		Keys:           ring,
 		Label:          n.cfg.Gossip.Label,
 		RejoinInterval: n.cfg.Gossip.RejoinInterval,
 		Meta:           n.meta,
@@ -227,7 +260,7 @@ func (n *Node) onMembers(s *membership.Snapshot) {
 		counts[[2]string{m.Role, string(m.State)}]++
 		// Keep connections to draining egress nodes: their live streams finish.
 		if m.State == membership.StateAlive && m.Role == string(config.RoleEgress) && m.Tunnel != "" {
-			eps = append(eps, tunnel.Endpoint{Name: m.Name, Addr: m.Tunnel})
+			eps = append(eps, tunnel.Endpoint{Name: m.Name, Addr: m.Tunnel, Hint: m.Hint})
 		}
 	}
 	n.metrics.SetMembers(counts)
@@ -254,38 +287,23 @@ func (n *Node) Members() *membership.Snapshot { return n.members.Snapshot() }
 // Err reports a listener that failed after Start.
 func (n *Node) Err() <-chan error { return n.serveErr }
 
-// Shutdown drains the node: it tells the mesh it is draining, stops taking
-// new requests and streams, leaves the gossip cluster, and lets live
-// exchanges finish until ctx ends, when it closes what is left.
+// Shutdown drains the node: it stops taking new requests and streams at
+// once, tells the mesh it is draining and leaves the gossip cluster, and
+// lets live exchanges finish until ctx ends, when it closes what is left.
 func (n *Node) Shutdown(ctx context.Context) error {
 	n.draining.Store(true)
 	n.log.Info("draining", "name", n.cfg.Node.Name)
-	if n.members != nil {
-		meta := n.meta
-		meta.Draining = true
-		if err := n.members.SetMeta(meta); err != nil {
-			n.log.Warn("cannot gossip draining state", "err", err)
-		}
-	}
 	if n.tunnelSrv != nil {
 		n.tunnelSrv.SetDraining(true)
 	}
-	if n.members != nil {
-		if err := n.members.Leave(5 * time.Second); err != nil {
-			n.log.Warn("gossip leave", "err", err)
-		}
-	}
 	var wg sync.WaitGroup
 	var httpErr error
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		httpErr = n.httpSrv.Shutdown(ctx)
-	}()
+	wg.Go(func() { httpErr = n.httpSrv.Shutdown(ctx) })
+	if n.adminSrv != nil {
+		wg.Go(func() { n.adminSrv.Shutdown(ctx) })
+	}
 	if n.grpcSrv != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			done := make(chan struct{})
 			go func() { n.grpcSrv.GracefulStop(); close(done) }()
 			select {
@@ -293,7 +311,19 @@ func (n *Node) Shutdown(ctx context.Context) error {
 			case <-ctx.Done():
 				n.grpcSrv.Stop()
 			}
-		}()
+		})
+	}
+	// Gossip while the listeners drain: ingress nodes stop picking this
+	// egress before its tunnel refuses them.
+	if n.members != nil {
+		meta := n.meta
+		meta.Draining = true
+		if err := n.members.SetMeta(meta); err != nil {
+			n.log.Warn("cannot gossip draining state", "err", err)
+		}
+		if err := n.members.Leave(5 * time.Second); err != nil {
+			n.log.Warn("gossip leave", "err", err)
+		}
 	}
 	wg.Wait()
 	n.Close()
@@ -303,9 +333,23 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	return nil
 }
 
+// Reload re-reads the tunnel certificates (SIGHUP); live streams keep theirs.
+func (n *Node) Reload() error {
+	if n.tls == nil {
+		return nil
+	}
+	return n.tls.Reload()
+}
+
 // Close stops everything at once, cutting live exchanges.
 func (n *Node) Close() error {
 	n.stopOnce.Do(func() {
+		n.cancel()
+		if n.adminSrv != nil {
+			n.adminSrv.Close()
+		} else if n.adminLn != nil {
+			n.adminLn.Close()
+		}
 		if n.httpSrv != nil {
 			n.httpSrv.Close()
 		} else if n.httpLn != nil {
@@ -333,11 +377,23 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	select {
-	case <-ctx.Done():
-	case err := <-n.Err():
-		n.Close()
-		return err
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for waiting := true; waiting; {
+		select {
+		case <-ctx.Done():
+			waiting = false
+		case <-hup:
+			if err := n.Reload(); err != nil {
+				log.Error("reload: keeping the previous certificates", "err", err)
+			} else {
+				log.Info("reloaded tunnel certificates")
+			}
+		case err := <-n.Err():
+			n.Close()
+			return err
+		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
 	defer cancel()
@@ -357,6 +413,8 @@ func buildProviders(cfg *config.Config) (*provider.Registry, error) {
 		if err != nil {
 			return nil, err
 		}
+		p.APIKey = pc.APIKey.Reveal()
+		p.Managed = pc.Managed()
 		ps = append(ps, p)
 	}
 	return provider.NewRegistry(ps...), nil
@@ -374,31 +432,28 @@ func policyFrom(cfg *config.Config) routing.Policy {
 	return p
 }
 
-func dialConfig(cfg *config.Config, log *slog.Logger) (tunnel.DialConfig, error) {
-	dc := tunnel.DialConfig{Token: cfg.Tunnel.Token.Reveal(), Logger: log}
-	if cfg.Tunnel.TLS.Enabled() {
-		tc, err := tlsConfig(cfg.Tunnel.TLS)
-		if err != nil {
-			return dc, err
+func (n *Node) dialConfig() tunnel.DialConfig {
+	dc := tunnel.DialConfig{Token: n.cfg.Tunnel.Token.Reveal(), Logger: n.log}
+	if n.tls != nil {
+		dc.TLSFor = func(ep tunnel.Endpoint) *tls.Config {
+			return n.tls.ClientConfig(meshtls.Identity{Role: meshtls.RoleEgress, Hint: ep.Hint, Name: ep.Name})
 		}
-		dc.TLS = tc
 	}
-	return dc, nil
+	return dc
 }
 
-// tlsConfig loads the node's certificate and the mesh CA. TLS 1.3 only.
-func tlsConfig(t config.TLS) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(t.Cert, t.Key)
+// loadTLS loads the node's certificate and checks that it names this node:
+// a certificate is the node's identity in the mesh.
+func loadTLS(cfg *config.Config, log *slog.Logger) (*meshtls.Store, error) {
+	t := cfg.Tunnel.TLS
+	store, err := meshtls.Load(meshtls.Files{Cert: t.Cert, Key: t.Key, CA: t.CA}, log)
 	if err != nil {
 		return nil, fmt.Errorf("tunnel.tls: %w", err)
 	}
-	pem, err := os.ReadFile(t.CA)
-	if err != nil {
-		return nil, fmt.Errorf("tunnel.tls.ca: %w", err)
+	id := store.Identity()
+	want := meshtls.Identity{Role: string(cfg.Role), Name: cfg.Node.Name, Hint: cfg.Node.Hint}
+	if id.Role != want.Role || id.Name != want.Name || (cfg.Role == config.RoleEgress && id.Hint != want.Hint) {
+		return nil, fmt.Errorf("tunnel.tls.cert: the certificate names %s but this node is %s", id, want)
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("tunnel.tls.ca: %s holds no PEM certificate", t.CA)
-	}
-	return &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, RootCAs: pool}, nil
+	return store, nil
 }

@@ -15,12 +15,20 @@ import (
 type router struct {
 	node   *Node
 	policy routing.Policy
+	// plaintext: neither tunnel.tls nor tunnel.insecure, so nothing may be
+	// tunnelled (provider keys would cross the network in clear).
+	plaintext bool
+}
+
+// routes reports whether this ingress can ever send a request to an egress.
+func (rt *router) routes() bool {
+	return len(rt.policy.Rules) > 0 || rt.policy.AllowClientHint
 }
 
 func (rt *router) Route(r *http.Request, p *provider.Provider) (proxy.Target, error) {
 	n := rt.node
 	var cands []routing.Candidate
-	if len(rt.policy.Rules) > 0 || rt.policy.AllowClientHint {
+	if rt.routes() {
 		for _, m := range n.members.Snapshot().Egress("") {
 			if c, ok := n.pool.Get(m.Name); ok && c.Usable() {
 				cands = append(cands, routing.Candidate{Name: m.Name, Hint: m.Hint, InFlight: c.InFlight()})
@@ -33,6 +41,10 @@ func (rt *router) Route(r *http.Request, p *provider.Provider) (proxy.Target, er
 	}
 	switch d.Kind {
 	case routing.Egress:
+		if rt.plaintext {
+			return proxy.Target{}, &provider.Error{Status: http.StatusBadGateway, Code: "tunnel_insecure",
+				Message: "this ingress has neither tunnel.tls nor tunnel.insecure: true, so it will not tunnel requests in plaintext"}
+		}
 		if c, ok := n.pool.Get(d.Egress); ok {
 			return proxy.Target{Transport: c, Tunnel: true, Route: "egress", Egress: d.Egress, Hint: d.Hint}, nil
 		}

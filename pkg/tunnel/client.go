@@ -38,8 +38,11 @@ const (
 
 // DialConfig says how an ingress reaches egress nodes.
 type DialConfig struct {
-	Token  string      // shared tunnel token, sent with every stream
-	TLS    *tls.Config // nil dials in plaintext (tunnel.insecure)
+	Token string      // shared tunnel token, sent with every stream
+	TLS   *tls.Config // nil dials in plaintext (tunnel.insecure)
+	// TLSFor, when set, gives the TLS config for one egress (Pool): mutual
+	// TLS that accepts only the certificate naming that node and hint.
+	TLSFor func(Endpoint) *tls.Config
 	Logger *slog.Logger
 }
 
@@ -48,6 +51,8 @@ type DialConfig struct {
 type Conn struct {
 	Name string // egress node name
 	Addr string // tunnel address
+
+	endpoint Endpoint // what the pool dialled
 
 	cc       *grpc.ClientConn
 	client   tunnelpb.TunnelClient

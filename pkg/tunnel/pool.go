@@ -9,6 +9,7 @@ import (
 type Endpoint struct {
 	Name string
 	Addr string
+	Hint string // as gossip claims it; with mutual TLS the certificate must agree
 }
 
 // Pool holds one long-lived connection per egress node, opened when the node
@@ -34,27 +35,32 @@ func NewPool(cfg DialConfig) *Pool {
 func (p *Pool) Sync(eps []Endpoint) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	want := make(map[string]string, len(eps))
+	want := make(map[string]Endpoint, len(eps))
 	for _, ep := range eps {
-		want[ep.Name] = ep.Addr
+		want[ep.Name] = ep
 	}
 	for name, c := range p.conns {
-		if addr, ok := want[name]; !ok || addr != c.Addr {
+		if ep, ok := want[name]; !ok || ep != c.endpoint {
 			p.log.Info("tunnel: retiring egress connection", "egress", name, "addr", c.Addr)
 			c.retire()
 			delete(p.conns, name)
 		}
 	}
-	for name, addr := range want {
-		if _, ok := p.conns[name]; ok || addr == "" {
+	for name, ep := range want {
+		if _, ok := p.conns[name]; ok || ep.Addr == "" {
 			continue
 		}
-		c, err := Dial(name, addr, p.cfg)
+		cfg := p.cfg
+		if cfg.TLSFor != nil {
+			cfg.TLS = cfg.TLSFor(ep)
+		}
+		c, err := Dial(name, ep.Addr, cfg)
 		if err != nil {
-			p.log.Warn("tunnel: cannot dial egress", "egress", name, "addr", addr, "err", err)
+			p.log.Warn("tunnel: cannot dial egress", "egress", name, "addr", ep.Addr, "err", err)
 			continue
 		}
-		p.log.Info("tunnel: connecting to egress", "egress", name, "addr", addr)
+		c.endpoint = ep
+		p.log.Info("tunnel: connecting to egress", "egress", name, "addr", ep.Addr)
 		p.conns[name] = c
 	}
 }
