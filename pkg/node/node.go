@@ -11,8 +11,8 @@ import (
 	"os"
 	"os/signal"
 	"sync"
-	"syscall"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
