@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/llmesh/llmesh/pkg/config"
+	"github.com/llmesh/llmesh/pkg/meshtls"
 	"github.com/llmesh/llmesh/pkg/node"
 	"github.com/llmesh/llmesh/pkg/version"
 )
@@ -26,15 +29,31 @@ var ErrUsage = errors.New("usage")
 // `ROLE members -addr URL [-json]`. It returns when ctx ends (after a
 // graceful drain) or the node fails.
 func Run(ctx context.Context, role config.Role, args []string, stdout, stderr io.Writer) error {
-	if len(args) > 0 && args[0] == "members" {
-		return runMembers(ctx, string(role), args[1:], stdout, stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case "members":
+			return runMembers(ctx, string(role), args[1:], stdout, stderr)
+		case "keygen":
+			return keygen(stdout)
+		case "certs":
+			if err := meshtls.Command(args[1:], stdout, stderr); errors.Is(err, meshtls.ErrUsage) {
+				return ErrUsage
+			} else if err != nil {
+				return err
+			}
+			return nil
+		}
 	}
 	fs := flag.NewFlagSet(string(role), flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "YAML config `file` (default: built-in defaults)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: %s [-config FILE]\n       %s members -addr URL [-json]\n       %s -version\n", role, role, role)
+		fmt.Fprintf(stderr, "usage: %[1]s [-config FILE]\n"+
+			"       %[1]s members -addr URL [-json]   who is in the mesh, as the node at URL sees it\n"+
+			"       %[1]s keygen                      print a new gossip key\n"+
+			"       %[1]s certs init|issue ...         create a mesh CA and node certificates\n"+
+			"       %[1]s -version\n", role)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -132,4 +151,14 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// keygen prints a fresh 32-byte gossip key, base64, for gossip.key or gossip.keys.
+func keygen(stdout io.Writer) error {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintln(stdout, base64.StdEncoding.EncodeToString(key))
+	return err
 }
