@@ -111,18 +111,22 @@ func Start(cfg *config.Config, log *slog.Logger, opts Options) (_ *Node, err err
 		for i, k := range cfg.Auth.AccessKeys {
 			accessKeys[i] = k.Reveal()
 		}
-		rt := &router{node: n, policy: policyFrom(cfg), plaintext: n.tls == nil && !cfg.Tunnel.Insecure}
+		rt := &router{node: n, policy: policyFrom(cfg), plaintext: n.tls == nil && !cfg.Tunnel.Insecure,
+			regionHint: cfg.Routing.OnRegionBlock, regionTTL: cfg.Routing.RegionBlockTTL}
 		if rt.plaintext && rt.routes() {
 			log.Warn("this ingress routes requests to egress nodes but has neither tunnel.tls nor tunnel.insecure: true; it will refuse to tunnel them in plaintext")
 		}
 		routes = proxy.New(proxy.Config{
-			Providers:   providers,
-			Router:      rt,
-			Transport:   transport,
-			Metrics:     n.metrics,
-			Logger:      log,
-			AccessKeys:  accessKeys,
-			MaxInFlight: cfg.HTTP.MaxInFlight,
+			Providers:      providers,
+			Router:         rt,
+			Transport:      transport,
+			Metrics:        n.metrics,
+			Logger:         log,
+			AccessKeys:     accessKeys,
+			MaxInFlight:    cfg.HTTP.MaxInFlight,
+			RetryBodyBytes: cfg.Routing.RetryBodyBytes,
+			RegionReroute:  cfg.Routing.OnRegionBlock != "",
+			SSEKeepalive:   cfg.HTTP.SSEKeepalive,
 		})
 	}
 

@@ -3,7 +3,10 @@ package node
 import (
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/llmesh/llmesh/pkg/provider"
 	"github.com/llmesh/llmesh/pkg/proxy"
@@ -18,34 +21,111 @@ type router struct {
 	// plaintext: neither tunnel.tls nor tunnel.insecure, so nothing may be
 	// tunnelled (provider keys would cross the network in clear).
 	plaintext bool
+	// regionHint and regionTTL: where and for how long a provider's region
+	// refusal sends its requests (routing.on_region_block).
+	regionHint string
+	regionTTL  time.Duration
+	blocked    sync.Map // provider name -> time.Time until which it refuses this region
 }
 
 // routes reports whether this ingress can ever send a request to an egress.
 func (rt *router) routes() bool {
-	return len(rt.policy.Rules) > 0 || rt.policy.AllowClientHint
+	return len(rt.policy.Rules) > 0 || rt.policy.AllowClientHint || rt.regionHint != ""
+}
+
+// candidates are the live, usable egress nodes, less those in exclude.
+func (rt *router) candidates(exclude []string) []routing.Candidate {
+	n := rt.node
+	var cands []routing.Candidate
+	for _, m := range n.members.Snapshot().Egress("") {
+		if slices.Contains(exclude, m.Name) {
+			continue
+		}
+		if c, ok := n.pool.Get(m.Name); ok && c.Usable() {
+			cands = append(cands, routing.Candidate{Name: m.Name, Hint: m.Hint, InFlight: c.InFlight()})
+		}
+	}
+	return cands
 }
 
 func (rt *router) Route(r *http.Request, p *provider.Provider) (proxy.Target, error) {
-	n := rt.node
 	var cands []routing.Candidate
 	if rt.routes() {
-		for _, m := range n.members.Snapshot().Egress("") {
-			if c, ok := n.pool.Get(m.Name); ok && c.Usable() {
-				cands = append(cands, routing.Candidate{Name: m.Name, Hint: m.Hint, InFlight: c.InFlight()})
-			}
-		}
+		cands = rt.candidates(nil)
 	}
 	d, err := rt.policy.Decide(r.Header.Get(proxy.HeaderHint), cands, rand.IntN)
 	if err != nil {
 		return proxy.Target{}, &provider.Error{Status: http.StatusBadRequest, Code: "bad_hint", Message: err.Error()}
 	}
+	if d.Kind == routing.Direct && rt.regionBlocked(p.Name) {
+		if t, ok := rt.regionTarget(cands); ok {
+			return t, nil
+		}
+	}
+	return rt.target(d)
+}
+
+// Retry picks another target after an egress did not take the request:
+// the same policy over the egress nodes not tried yet.
+func (rt *router) Retry(r *http.Request, p *provider.Provider, tried []string) (proxy.Target, bool) {
+	d, err := rt.policy.Decide(r.Header.Get(proxy.HeaderHint), rt.candidates(tried), rand.IntN)
+	if err != nil {
+		return proxy.Target{}, false
+	}
+	if d.Kind == routing.Direct && rt.regionBlocked(p.Name) {
+		return proxy.Target{}, false
+	}
+	t, err := rt.target(d)
+	return t, err == nil
+}
+
+// RegionBlocked remembers that p refused this node's region and returns an
+// egress of the rerouting pool.
+func (rt *router) RegionBlocked(r *http.Request, p *provider.Provider) (proxy.Target, bool) {
+	if rt.regionHint == "" || rt.plaintext {
+		return proxy.Target{}, false
+	}
+	rt.blocked.Store(p.Name, time.Now().Add(rt.regionTTL))
+	rt.node.log.Warn("provider refuses this node's region: sending its requests through the egress pool",
+		"provider", p.Name, "hint", rt.regionHint, "for", rt.regionTTL)
+	return rt.regionTarget(rt.candidates(nil))
+}
+
+func (rt *router) regionBlocked(name string) bool {
+	if rt.regionHint == "" {
+		return false
+	}
+	until, ok := rt.blocked.Load(name)
+	if !ok {
+		return false
+	}
+	if time.Now().After(until.(time.Time)) {
+		rt.blocked.Delete(name)
+		return false
+	}
+	return true
+}
+
+func (rt *router) regionTarget(cands []routing.Candidate) (proxy.Target, bool) {
+	name, ok := routing.Pick(cands, rt.regionHint, rand.IntN)
+	if !ok {
+		return proxy.Target{}, false
+	}
+	c, ok := rt.node.pool.Get(name)
+	if !ok {
+		return proxy.Target{}, false
+	}
+	return proxy.Target{Transport: c, Tunnel: true, Route: "egress", Egress: name, Hint: rt.regionHint, Reroute: "region-block"}, true
+}
+
+func (rt *router) target(d routing.Decision) (proxy.Target, error) {
 	switch d.Kind {
 	case routing.Egress:
 		if rt.plaintext {
 			return proxy.Target{}, &provider.Error{Status: http.StatusBadGateway, Code: "tunnel_insecure",
 				Message: "this ingress has neither tunnel.tls nor tunnel.insecure: true, so it will not tunnel requests in plaintext"}
 		}
-		if c, ok := n.pool.Get(d.Egress); ok {
+		if c, ok := rt.node.pool.Get(d.Egress); ok {
 			return proxy.Target{Transport: c, Tunnel: true, Route: "egress", Egress: d.Egress, Hint: d.Hint}, nil
 		}
 	case routing.Direct:

@@ -1,11 +1,13 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
@@ -26,7 +28,8 @@ const (
 	HeaderEgress    = "X-Mesh-Egress" // egress node name
 	HeaderHint      = "X-Mesh-Hint"   // hint of the egress pool (also a request header, see routing)
 	HeaderRequestID = "X-Mesh-Request-Id"
-	HeaderError     = "X-Mesh-Error" // code of an error the mesh itself produced
+	HeaderError     = "X-Mesh-Error"   // code of an error the mesh itself produced
+	HeaderReroute   = "X-Mesh-Reroute" // why the request left its normal route
 )
 
 // Target is where one request goes.
@@ -41,12 +44,26 @@ type Target struct {
 	Route  string
 	Egress string
 	Hint   string
+	// Reroute, when set, is the X-Mesh-Reroute value: why this request did
+	// not take its normal route ("region-block").
+	Reroute string
 }
 
 // Router picks the Target of a request. It returns a *provider.Error to
 // refuse the request (say, 503 when no egress serves the wanted hint).
 type Router interface {
 	Route(r *http.Request, p *provider.Provider) (Target, error)
+}
+
+// Retrier is a Router that also knows where to send a request again.
+type Retrier interface {
+	// Retry returns another target for a request that an egress did not
+	// take (nothing reached the provider); tried names the egress nodes
+	// already tried. false: give up.
+	Retry(r *http.Request, p *provider.Provider, tried []string) (Target, bool)
+	// RegionBlocked records that p refused this node's region and returns
+	// the egress pool to retry through. false: no rerouting configured.
+	RegionBlocked(r *http.Request, p *provider.Provider) (Target, bool)
 }
 
 // Config configures a Handler.
@@ -65,7 +82,19 @@ type Config struct {
 	Relay bool
 	// MaxInFlight caps proxied requests in flight; more get 503 at once. 0 = no cap.
 	MaxInFlight int
+	// RetryBodyBytes: request bodies up to this size are kept so the request
+	// can be sent again (failover, region-block rerouting). 0 = never retry.
+	RetryBodyBytes int64
+	// RegionReroute: retry a region refusal on the direct path through the
+	// pool the Retrier names.
+	RegionReroute bool
+	// SSEKeepalive, when positive, writes an SSE comment to the client after
+	// this much silence on an event stream.
+	SSEKeepalive time.Duration
 }
+
+// maxAttempts bounds how many egress nodes one request may try.
+const maxAttempts = 3
 
 // Handler serves /{provider}/{rest}.
 type Handler struct {
@@ -154,8 +183,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		perr.Write(w, style)
 		h.cfg.Metrics.Observe(name, route, perr.Status, time.Since(start))
 	} else {
-		if ex.injectKey && ex.target.Tunnel {
+		if ex.injectKey {
 			ctx = tunnel.WithInjectKey(ctx)
+		}
+		if h.retries(ex) {
+			if err := keepForReplay(r, h.cfg.RetryBodyBytes); err != nil {
+				pe := classify(err, ex.provider.MaxBodyBytes)
+				if !errors.As(err, new(*http.MaxBytesError)) {
+					pe = &provider.Error{Status: http.StatusBadRequest, Code: "bad_request_body", Message: "could not read the request body"}
+				}
+				pe.Write(w, ex.provider.Style)
+				return
+			}
+		}
+		if h.cfg.SSEKeepalive > 0 && !h.cfg.Relay {
+			kw := newKeepaliveWriter(w, h.cfg.SSEKeepalive)
+			defer kw.stop()
+			w = kw
 		}
 		done := h.cfg.Metrics.Begin(route)
 		// HTTP/1: keep reading the request body after the response head has
@@ -290,22 +334,165 @@ func validQuery(q string) bool {
 	return true
 }
 
-func (h *Handler) roundTrip(req *http.Request) (*http.Response, error) {
-	if ex := exchangeFrom(req.Context()); ex != nil && ex.target.Transport != nil {
-		return ex.target.Transport.RoundTrip(req)
+// retries reports whether ex may be sent more than once, so its body must
+// be kept.
+func (h *Handler) retries(ex *exchange) bool {
+	if _, ok := h.cfg.Router.(Retrier); !ok || h.cfg.RetryBodyBytes <= 0 {
+		return false
 	}
-	return h.cfg.Transport.RoundTrip(req)
+	return ex.target.Tunnel || h.cfg.RegionReroute && ex.target.Route == "direct"
+}
+
+// roundTrip sends the request to its target and, while nothing has reached
+// the provider, to other targets: an egress that refused the stream or
+// could not be reached is retried elsewhere, and a provider's region refusal
+// on the direct path is retried through the rerouting pool. A request whose
+// body was not kept is never sent twice.
+func (h *Handler) roundTrip(req *http.Request) (*http.Response, error) {
+	ex := exchangeFrom(req.Context())
+	retrier, _ := h.cfg.Router.(Retrier)
+	var tried []string
+	for attempt := 1; ; attempt++ {
+		resp, err := h.transport(ex.target).RoundTrip(req)
+		var next Target
+		switch {
+		case err != nil:
+			var ns *tunnel.NotSentError
+			if retrier == nil || !errors.As(err, &ns) || req.Context().Err() != nil || attempt >= maxAttempts {
+				return nil, err
+			}
+			tried = append(tried, ns.Egress)
+			var ok bool
+			if next, ok = retrier.Retry(req, ex.provider, tried); !ok {
+				return nil, err
+			}
+			h.log.Info("retrying elsewhere: the egress did not take the request", "id", tunnel.RequestID(req.Context()),
+				"failed", ns.Egress, "next", next.Egress, "route", next.Route, "err", Scrub(err))
+		case h.cfg.RegionReroute && retrier != nil && ex.target.Route == "direct" && attempt == 1:
+			blocked, body := regionBlocked(resp, ex.provider.Style)
+			if !blocked {
+				return body, nil
+			}
+			var ok bool
+			if next, ok = retrier.RegionBlocked(req, ex.provider); !ok {
+				return body, nil
+			}
+			if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
+				return body, nil // the body is gone: the refusal is the answer
+			}
+			body.Body.Close()
+			h.log.Info("provider refused this region: rerouting", "id", tunnel.RequestID(req.Context()),
+				"provider", ex.provider.Name, "hint", next.Hint, "egress", next.Egress)
+		default:
+			return resp, nil
+		}
+		again, ok := replay(req, ex, next)
+		if !ok {
+			if err != nil {
+				return nil, err
+			}
+			return resp, nil
+		}
+		ex.target, req = next, again
+	}
+}
+
+func (h *Handler) transport(t Target) http.RoundTripper {
+	if t.Transport != nil {
+		return t.Transport
+	}
+	return h.cfg.Transport
+}
+
+// replay prepares req to be sent again to next, from its kept body.
+func replay(req *http.Request, ex *exchange, next Target) (*http.Request, bool) {
+	out := req.Clone(req.Context())
+	if req.Body != nil && req.Body != http.NoBody {
+		if req.GetBody == nil {
+			return nil, false
+		}
+		body, err := req.GetBody()
+		if err != nil {
+			return nil, false
+		}
+		out.Body = body
+	}
+	out.URL = upstreamURL(ex, next, req.URL.RawQuery)
+	if ex.injectKey {
+		// The real key never crosses the tunnel; on the direct path it is ours.
+		provider.StripCredentials(out.Header, "")
+		if !next.Tunnel {
+			provider.InjectKey(ex.provider.Style, out.Header, ex.provider.APIKey)
+		}
+	}
+	return out, true
+}
+
+func upstreamURL(ex *exchange, t Target, rawQuery string) *url.URL {
+	if t.Tunnel {
+		return &url.URL{Scheme: tunnel.Scheme, Host: ex.provider.Name,
+			Path: ex.rest.Path, RawPath: ex.rest.RawPath, RawQuery: rawQuery}
+	}
+	return ex.provider.URL(ex.rest, rawQuery)
+}
+
+// keepForReplay reads a body of at most limit bytes into memory so it can be
+// sent again. A larger body streams as it is and is never retried.
+func keepForReplay(r *http.Request, limit int64) error {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength > limit {
+		return nil
+	}
+	buf, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return err
+	}
+	if int64(len(buf)) > limit {
+		r.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(buf), r.Body), r.Body}
+		return nil
+	}
+	r.Body.Close()
+	r.ContentLength = int64(len(buf))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
+	r.Body, _ = r.GetBody()
+	return nil
+}
+
+// regionProbeBytes bounds how much of an error body is read to recognise a
+// region refusal.
+const regionProbeBytes = 64 << 10
+
+// regionBlocked reads the start of a 400 or 403 response and reports whether
+// it is a region refusal. The returned response reads the same bytes.
+func regionBlocked(resp *http.Response, style provider.Style) (bool, *http.Response) {
+	if resp.StatusCode != http.StatusForbidden && resp.StatusCode != http.StatusBadRequest {
+		return false, resp
+	}
+	head, err := io.ReadAll(io.LimitReader(resp.Body, regionProbeBytes))
+	body := resp.Body
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(head), errReader{err}, body), body}
+	return err == nil && provider.RegionBlocked(style, resp.StatusCode, head), resp
+}
+
+// errReader replays a read error after the bytes that came before it.
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	return 0, io.EOF
 }
 
 // rewrite builds the upstream request from configured parts only.
 func rewrite(pr *httputil.ProxyRequest) {
 	ex := exchangeFrom(pr.In.Context())
-	if ex.target.Tunnel {
-		pr.Out.URL = &url.URL{Scheme: tunnel.Scheme, Host: ex.provider.Name,
-			Path: ex.rest.Path, RawPath: ex.rest.RawPath, RawQuery: pr.In.URL.RawQuery}
-	} else {
-		pr.Out.URL = ex.provider.URL(ex.rest, pr.In.URL.RawQuery)
-	}
+	pr.Out.URL = upstreamURL(ex, ex.target, pr.In.URL.RawQuery)
 	pr.Out.Host = ""
 	provider.CleanRequestHeader(pr.Out.Header)
 	if ex.injectKey {
@@ -349,6 +536,9 @@ func setRouteHeaders(h http.Header, t Target) {
 		h.Set(HeaderEgress, t.Egress)
 		h.Set(HeaderHint, t.Hint)
 	}
+	if t.Reroute != "" {
+		h.Set(HeaderReroute, t.Reroute)
+	}
 }
 
 // handleError answers a round trip that failed before any response byte.
@@ -357,7 +547,17 @@ func (h *Handler) handleError(w http.ResponseWriter, r *http.Request, err error)
 	if r.Context().Err() != nil && errors.Is(context.Cause(r.Context()), context.Canceled) {
 		// The client went away: nobody is left to read an answer.
 		h.log.Debug("client canceled", "id", tunnel.RequestID(r.Context()), "provider", ex.provider.Name)
-		w.(*statusWriter).status = StatusClientClosed
+		for u := w; u != nil; {
+			if sw, ok := u.(*statusWriter); ok {
+				sw.status = StatusClientClosed
+				break
+			}
+			uw, ok := u.(interface{ Unwrap() http.ResponseWriter })
+			if !ok {
+				break
+			}
+			u = uw.Unwrap()
+		}
 		return
 	}
 	pe := classify(err, ex.provider.MaxBodyBytes)

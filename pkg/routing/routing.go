@@ -144,6 +144,9 @@ func (p *Policy) ruleHint() string {
 	return ""
 }
 
+// Pick chooses an egress of hint among cs, as Decide does.
+func Pick(cs []Candidate, hint string, rnd func(int) int) (string, bool) { return pick(cs, hint, rnd) }
+
 // pick chooses among the candidates of hint by the power of two choices:
 // two at random, the less loaded wins. It spreads load like least-in-flight
 // without herding every ingress onto the same momentarily idle egress.

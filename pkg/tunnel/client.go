@@ -59,6 +59,9 @@ type Conn struct {
 	inflight atomic.Int64
 	retired  atomic.Bool
 	close    sync.Once
+	// Passive ejection after refusals: count in a row, and until when.
+	ejected      atomic.Int64
+	ejectedUntil atomic.Int64
 }
 
 // Dial opens a connection to the egress at addr and starts connecting at
@@ -88,14 +91,39 @@ func Dial(name, addr string, cfg DialConfig) (*Conn, error) {
 // InFlight is the number of exchanges open on this connection.
 func (c *Conn) InFlight() int64 { return c.inflight.Load() }
 
-// Usable reports whether the connection is worth trying: not failed, not closed.
+// Usable reports whether the connection is worth trying: not failed, not
+// closed, not ejected after a recent refusal.
 func (c *Conn) Usable() bool {
 	switch c.cc.GetState() {
 	case connectivity.TransientFailure, connectivity.Shutdown:
 		return false
 	}
+	if until := c.ejectedUntil.Load(); until != 0 && time.Now().UnixNano() < until {
+		return false
+	}
 	return !c.retired.Load()
 }
+
+// notSent marks err as a failure before the egress took the exchange (so
+// the request may go elsewhere) and ejects this connection for a while:
+// 250 ms after the first refusal, doubling up to 30 s, until one succeeds.
+// A failed stream is a faster signal than gossip declaring the node dead.
+func (c *Conn) notSent(err error) error {
+	n := min(c.ejected.Add(1), 8)
+	backoff := min(250*time.Millisecond<<(n-1), 30*time.Second)
+	c.ejectedUntil.Store(time.Now().Add(backoff).UnixNano())
+	return &NotSentError{Egress: c.Name, Err: err}
+}
+
+// NotSentError is a round trip that failed before the egress accepted the
+// exchange: nothing reached the provider, so it is safe to retry.
+type NotSentError struct {
+	Egress string
+	Err    error
+}
+
+func (e *NotSentError) Error() string { return e.Err.Error() }
+func (e *NotSentError) Unwrap() error { return e.Err }
 
 // Close closes the connection now, ending live streams.
 func (c *Conn) Close() error {
@@ -150,7 +178,7 @@ func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 			// retried elsewhere.
 			err = status.Error(codes.Unavailable, "connection to the egress is closed")
 		}
-		return fail(fromStatus(ctx, err))
+		return fail(c.notSent(fromStatus(ctx, err)))
 	}
 	bodyLength := req.ContentLength
 	if bodyLength == 0 && req.Body != nil && req.Body != http.NoBody {
@@ -168,10 +196,21 @@ func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 	}}}
 	if err := stream.Send(head); err != nil && !errors.Is(err, io.EOF) {
 		closeBody(req)
+		if _, herr := stream.Header(); herr != nil {
+			return fail(c.notSent(fromStatus(ctx, herr)))
+		}
 		return fail(fromStatus(ctx, err))
 	}
 	// One goroutine sends the body while this one receives: never two senders.
 	go sendBody(stream, req.Body, cancel)
+
+	// The egress sends stream headers the moment it accepts an exchange,
+	// before it reads the request: an error before them means it refused
+	// (draining, over capacity, credentials) or was never reached, and the
+	// provider was certainly not contacted.
+	if _, err := stream.Header(); err != nil {
+		return fail(c.notSent(fromStatus(ctx, err)))
+	}
 
 	f, err := stream.Recv()
 	if err != nil {
@@ -181,6 +220,7 @@ func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 	if rh == nil {
 		return fail(fmt.Errorf("tunnel: %w: first frame from egress is not a response head", ErrProtocol))
 	}
+	c.ejected.Store(0)
 	h := decodeHeader(rh.Headers)
 	resp := &http.Response{
 		Status:        strconv.Itoa(int(rh.Status)) + " " + http.StatusText(int(rh.Status)),
