@@ -88,9 +88,11 @@ func (m *mesh) start(s nodeSpec) *node.Node {
 	cfg.Gossip.Bind = "127.0.0.1:0"
 	cfg.Gossip.Profile = "local"
 	cfg.Gossip.RejoinInterval = time.Second
-	if m.seed != "" {
-		cfg.Gossip.Join = []string{m.seed}
+	m.mu.Lock()
+	for _, n := range m.nodes {
+		cfg.Gossip.Join = append(cfg.Gossip.Join, n.GossipAddr()) // every live node is a seed
 	}
+	m.mu.Unlock()
 	cfg.Tunnel.Token = config.Secret(testToken)
 	if s.token != "" {
 		cfg.Tunnel.Token = config.Secret(s.token)

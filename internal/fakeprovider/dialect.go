@@ -127,3 +127,17 @@ func geminiStatus(status int) string {
 	}
 	return "UNKNOWN"
 }
+
+// refuseRegion answers with the real providers' region refusals, the bodies
+// their APIs send to callers from unsupported countries.
+func (d dialect) refuseRegion(w http.ResponseWriter) {
+	switch d {
+	case anthropic:
+		writeJSON(w, http.StatusForbidden, obj{"type": "error", "error": obj{"type": "forbidden", "message": "Request not allowed"}})
+	case gemini:
+		writeJSON(w, http.StatusBadRequest, obj{"error": obj{"code": 400, "message": "User location is not supported for the API use.", "status": "FAILED_PRECONDITION"}})
+	default:
+		writeJSON(w, http.StatusForbidden, obj{"error": obj{"code": "unsupported_country_region_territory",
+			"message": "Country, region, or territory not supported", "param": nil, "type": "request_forbidden"}})
+	}
+}

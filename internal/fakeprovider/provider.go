@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 )
 
 // Request is what the fake saw of one request.
@@ -27,6 +28,8 @@ type Stats struct {
 // Provider is the fake provider. It is an [http.Handler], safe for
 // concurrent use. The zero value is not usable; call [New].
 type Provider struct {
+	regionBlocked atomic.Bool
+
 	mu       sync.Mutex
 	requests []Request
 	stats    Stats
@@ -50,8 +53,17 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.fail(rt.dialect, err)
 		return
 	}
+	if p.regionBlocked.Load() {
+		rt.dialect.refuseRegion(w)
+		return
+	}
 	rt.serve(x)
 }
+
+// SetRegionBlocked makes every route answer with the provider's refusal of
+// the caller's region, as the real APIs do from unsupported countries
+// (after recording the request).
+func (p *Provider) SetRegionBlocked(v bool) { p.regionBlocked.Store(v) }
 
 // Requests returns a copy of the recorded requests, in arrival order.
 func (p *Provider) Requests() []Request {

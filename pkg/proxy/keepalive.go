@@ -83,4 +83,12 @@ func (k *keepaliveWriter) stop() {
 	}
 }
 
+// FlushError serialises flushes with the keep-alive writes: the reverse
+// proxy flushes from a timer goroutine of its own.
+func (k *keepaliveWriter) FlushError() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return http.NewResponseController(k.ResponseWriter).Flush()
+}
+
 func (k *keepaliveWriter) Unwrap() http.ResponseWriter { return k.ResponseWriter }

@@ -108,11 +108,30 @@ func (c *Conn) Usable() bool {
 // the request may go elsewhere) and ejects this connection for a while:
 // 250 ms after the first refusal, doubling up to 30 s, until one succeeds.
 // A failed stream is a faster signal than gossip declaring the node dead.
-func (c *Conn) notSent(err error) error {
+func (c *Conn) notSent(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return err // the client gave up: not the egress's fault
+	}
 	n := min(c.ejected.Add(1), 8)
 	backoff := min(250*time.Millisecond<<(n-1), 30*time.Second)
 	c.ejectedUntil.Store(time.Now().Add(backoff).UnixNano())
 	return &NotSentError{Egress: c.Name, Err: err}
+}
+
+// accepted waits for the egress's stream headers. grpc-go's Header returns
+// nil metadata, not an error, when the stream ended without any.
+func accepted(stream tunnelpb.Tunnel_ExchangeClient) bool {
+	md, _ := stream.Header()
+	return md != nil
+}
+
+// recvStatus returns the status a stream ended with.
+func recvStatus(stream tunnelpb.Tunnel_ExchangeClient) error {
+	_, err := stream.Recv()
+	if err == nil || errors.Is(err, io.EOF) {
+		return status.Error(codes.Unavailable, "the egress ended the stream without taking it")
+	}
+	return err
 }
 
 // NotSentError is a round trip that failed before the egress accepted the
@@ -178,7 +197,7 @@ func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 			// retried elsewhere.
 			err = status.Error(codes.Unavailable, "connection to the egress is closed")
 		}
-		return fail(c.notSent(fromStatus(ctx, err)))
+		return fail(c.notSent(ctx, fromStatus(ctx, err)))
 	}
 	bodyLength := req.ContentLength
 	if bodyLength == 0 && req.Body != nil && req.Body != http.NoBody {
@@ -196,8 +215,8 @@ func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 	}}}
 	if err := stream.Send(head); err != nil && !errors.Is(err, io.EOF) {
 		closeBody(req)
-		if _, herr := stream.Header(); herr != nil {
-			return fail(c.notSent(fromStatus(ctx, herr)))
+		if !accepted(stream) {
+			return fail(c.notSent(ctx, fromStatus(ctx, recvStatus(stream))))
 		}
 		return fail(fromStatus(ctx, err))
 	}
@@ -205,11 +224,11 @@ func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 	go sendBody(stream, req.Body, cancel)
 
 	// The egress sends stream headers the moment it accepts an exchange,
-	// before it reads the request: an error before them means it refused
-	// (draining, over capacity, credentials) or was never reached, and the
-	// provider was certainly not contacted.
-	if _, err := stream.Header(); err != nil {
-		return fail(c.notSent(fromStatus(ctx, err)))
+	// before it reads the request: a stream that ends without them was
+	// refused (draining, over capacity, credentials) or never reached the
+	// egress, and the provider was certainly not contacted.
+	if !accepted(stream) {
+		return fail(c.notSent(ctx, fromStatus(ctx, recvStatus(stream))))
 	}
 
 	f, err := stream.Recv()
