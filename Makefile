@@ -6,7 +6,7 @@ BIN      := bin
 # Packages whose tests run under the race detector (everything with goroutines).
 RACE_PKGS := ./pkg/... ./internal/...
 
-.PHONY: help build run demo test test-short race vet lint fuzz bench proto proto-check clean
+.PHONY: help build run demo test chaos vet lint fuzz bench proto proto-check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -23,6 +23,9 @@ demo: build ## start a local mesh (2 ingress, 2 wnam egress, fake provider) and 
 test: vet ## vet, then the whole suite with the race detector and short fuzz runs
 	$(GO) test -race -count=1 -timeout 15m ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=5s
+
+chaos: ## the long chaos tests: partition and heal in network namespaces (root), a 10-minute stream, kill -9, rolling restart
+	LLMESH_CHAOS=1 $(GO) test -race -count=1 -timeout 30m -v -run 'TestPartitionHeals|TestTenMinuteStream|TestKill9MidStream|TestRollingRestartUnderLoad' ./e2e
 
 vet: ## go vet and gofmt
 	$(GO) vet ./...

@@ -43,11 +43,21 @@ type process struct {
 
 func startProcess(t *testing.T, name string, env []string, args ...string) *process {
 	t.Helper()
+	return startProcessIn(t, "", name, env, args...)
+}
+
+// startProcessIn runs a command inside network namespace ns ("" = this one).
+func startProcessIn(t *testing.T, ns, name string, env []string, args ...string) *process {
+	t.Helper()
 	dir, err := binaries()
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &process{cmd: exec.Command(filepath.Join(dir, name), args...), done: make(chan struct{})}
+	cmd := exec.Command(filepath.Join(dir, name), args...)
+	if ns != "" {
+		cmd = exec.Command("ip", append([]string{"netns", "exec", ns, filepath.Join(dir, name)}, args...)...)
+	}
+	p := &process{cmd: cmd, done: make(chan struct{})}
 	p.cmd.Env = append(os.Environ(), env...)
 	stderr, _ := p.cmd.StderrPipe()
 	p.cmd.Stdout = io.Discard
