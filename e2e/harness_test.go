@@ -127,7 +127,12 @@ func (m *mesh) start(s nodeSpec) *node.Node {
 	if err := cfg.Validate(); err != nil {
 		m.t.Fatalf("config of %s: %v", s.name, err)
 	}
-	log := slog.New(slog.NewTextHandler(m.logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", s.name)
+	// Tests keep debug logs for failure reports, unless a spec asks for less.
+	level := slog.LevelDebug
+	if cfg.Log.Level != "info" {
+		level = cfg.SlogLevel()
+	}
+	log := slog.New(slog.NewTextHandler(m.logs, &slog.HandlerOptions{Level: level})).With("node", s.name)
 	n, err := node.Start(cfg, log, node.Options{TuneGossip: fastGossip})
 	if err != nil {
 		m.t.Fatalf("start %s: %v", s.name, err)
@@ -203,13 +208,17 @@ func baseURL(n *node.Node) string { return "http://" + n.HTTPAddr() }
 // logSink collects every node's log lines for failure reports and for the
 // secret scan.
 type logSink struct {
-	mu sync.Mutex
-	b  strings.Builder
+	mu      sync.Mutex
+	b       strings.Builder
+	discard bool // benchmarks: keep nothing
 }
 
 func (l *logSink) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.discard {
+		return len(p), nil
+	}
 	if os.Getenv("E2E_LOG") != "" {
 		os.Stderr.Write(p)
 	}
