@@ -146,76 +146,79 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if id == "" {
 		id = newRequestID()
 	}
-	ctx := tunnel.WithRequestID(r.Context(), id)
 	sw := &statusWriter{ResponseWriter: w}
-	w = sw
-	w.Header().Set(HeaderRequestID, id)
-
-	if max := h.cfg.MaxInFlight; max > 0 {
-		if h.inflight.Add(1) > int64(max) {
-			h.inflight.Add(-1)
-			(&provider.Error{Status: http.StatusServiceUnavailable, Code: "over_capacity",
-				Message: "this node is at its limit of " + strconv.Itoa(max) + " requests in flight; retry shortly"}).Write(w, h.styleOf(r))
-			h.cfg.Metrics.Observe("", "rejected", http.StatusServiceUnavailable, time.Since(start))
-			return
-		}
-		defer h.inflight.Add(-1)
-	}
-	ex, perr := h.admit(r)
+	sw.Header().Set(HeaderRequestID, id)
 	name, route := "", h.cfg.MetricsRoute
-	if ex != nil {
-		name = ex.provider.Name
-		if ex.target.Route != "" {
-			route = ex.target.Route
-		}
-	}
-	// Deferred, so an aborted stream (panic(http.ErrAbortHandler)) is logged too.
+	var ex *exchange
+	// Deferred, so an aborted stream (panic(http.ErrAbortHandler)) is
+	// logged and counted too.
 	defer func() {
+		h.cfg.Metrics.Observe(name, route, sw.code(), time.Since(start))
 		h.log.Info("request", "id", id, "method", r.Method, "provider", name, "route", route,
 			"egress", ex.egress(), "status", sw.code(), "bytes", sw.bytes, "duration", time.Since(start).Round(time.Millisecond))
 	}()
+
+	if max := h.cfg.MaxInFlight; max > 0 {
+		defer h.inflight.Add(-1)
+		if h.inflight.Add(1) > int64(max) {
+			route = "rejected"
+			(&provider.Error{Status: http.StatusServiceUnavailable, Code: "over_capacity",
+				Message: "this node is at its limit of " + strconv.Itoa(max) + " requests in flight; retry shortly"}).Write(sw, h.styleOf(r))
+			return
+		}
+	}
+	ex, perr := h.admit(r)
+	if ex != nil {
+		name = ex.provider.Name
+	}
+	if perr == nil {
+		perr = h.prepare(r, ex)
+	}
 	if perr != nil {
 		route = "rejected"
-		style := h.styleOf(r)
-		if ex != nil {
-			style = ex.provider.Style
-		}
-		perr.Write(w, style)
-		h.cfg.Metrics.Observe(name, route, perr.Status, time.Since(start))
-	} else {
-		if ex.injectKey {
-			ctx = tunnel.WithInjectKey(ctx)
-		}
-		if h.retries(ex) {
-			if err := keepForReplay(r, h.cfg.RetryBodyBytes); err != nil {
-				pe := classify(err, ex.provider.MaxBodyBytes)
-				if !errors.As(err, new(*http.MaxBytesError)) {
-					pe = &provider.Error{Status: http.StatusBadRequest, Code: "bad_request_body", Message: "could not read the request body"}
-				}
-				pe.Write(w, ex.provider.Style)
-				return
-			}
-		}
-		if h.cfg.SSEKeepalive > 0 && !h.cfg.Relay {
-			kw := newKeepaliveWriter(w, h.cfg.SSEKeepalive)
-			defer kw.stop()
-			w = kw
-		}
-		done := h.cfg.Metrics.Begin(route)
-		// HTTP/1: keep reading the request body after the response head has
-		// gone out (golang/go#40747); a no-op elsewhere.
-		if http.NewResponseController(w).EnableFullDuplex() == nil && r.Body != nil {
-			// A failed round trip may leave the body unread; closing it stops
-			// the server from reading the next request over it
-			// (golang/go#68560: "invalid concurrent Body.Read call").
-			defer r.Body.Close()
-		}
-		defer func() {
-			done()
-			h.cfg.Metrics.Observe(name, route, sw.code(), time.Since(start))
-		}()
-		h.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, exchangeKey{}, ex)))
+		perr.Write(sw, h.styleOf(r))
+		return
 	}
+	if ex.target.Route != "" {
+		route = ex.target.Route
+	}
+	defer h.cfg.Metrics.Begin(route)()
+
+	ctx := tunnel.WithRequestID(r.Context(), id)
+	if ex.injectKey {
+		ctx = tunnel.WithInjectKey(ctx)
+	}
+	var out http.ResponseWriter = sw
+	if h.cfg.SSEKeepalive > 0 && !h.cfg.Relay {
+		kw := newKeepaliveWriter(sw, h.cfg.SSEKeepalive)
+		defer kw.stop()
+		out = kw
+	}
+	// HTTP/1: keep reading the request body after the response head has
+	// gone out (golang/go#40747); a no-op elsewhere.
+	if http.NewResponseController(out).EnableFullDuplex() == nil && r.Body != nil {
+		// A failed round trip may leave the body unread; closing it stops
+		// the server from reading the next request over it
+		// (golang/go#68560: "invalid concurrent Body.Read call").
+		defer r.Body.Close()
+	}
+	h.rp.ServeHTTP(out, r.WithContext(context.WithValue(ctx, exchangeKey{}, ex)))
+}
+
+// prepare keeps the body of a request that may be sent more than once.
+func (h *Handler) prepare(r *http.Request, ex *exchange) *provider.Error {
+	if !h.retries(ex) {
+		return nil
+	}
+	err := keepForReplay(r, h.cfg.RetryBodyBytes)
+	var tooBig *http.MaxBytesError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &tooBig):
+		return tooLarge(tooBig.Limit)
+	}
+	return &provider.Error{Status: http.StatusBadRequest, Code: "bad_request_body", Message: "could not read the request body"}
 }
 
 func (ex *exchange) egress() string {
