@@ -480,3 +480,27 @@ func TestGossipWithWrongKey(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestSlowHeaders: a client that dribbles its request headers (slowloris)
+// is cut off after http.read_header_timeout.
+func TestSlowHeaders(t *testing.T) {
+	m := newMesh(t)
+	n := m.start(nodeSpec{role: config.RoleIngress, name: "slow", loc: "US", edit: func(c *config.Config) {
+		c.HTTP.ReadHeaderTimeout = 300 * time.Millisecond
+	}})
+	c, err := net.Dial("tcp", n.HTTPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprint(c, "GET /openai/v1/models HTTP/1.1\r\nHost: x\r\n") // and never the blank line
+	start := time.Now()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err = io.ReadAll(c)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatalf("the server still holds a connection with unfinished headers after %s", time.Since(start))
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("closed after %s", d)
+	}
+}
