@@ -75,9 +75,9 @@ func TestEnvExpansionErrors(t *testing.T) {
 			"node.yaml:1: http.listen: environment variable B is not set",
 			"node.yaml:3: gossip.join[0]: environment variable C is not set"}},
 		{"bool that is not", "tunnel:\n  insecure: ${WORD}\n", []string{
-			`node.yaml:2: tunnel.insecure: must be true or false (got "maybe")`}},
+			`node.yaml:2: tunnel.insecure: must be true or false (got a value from the environment)`}},
 		{"quoted stays a string", `tunnel: {insecure: "${WORD}"}`, []string{
-			`node.yaml:1: tunnel.insecure: must be true or false (got "maybe")`}},
+			`node.yaml:1: tunnel.insecure: must be true or false (got a value from the environment)`}},
 		{"unsupported form", "gossip: {label: \"${WORD:-x}\"}", []string{
 			"node.yaml:1: gossip.label: unsupported reference ${WORD:-x}; only ${NAME} is expanded"}},
 		{"unsupported form in a secret", "tunnel: {token: \"${pass word}\"}", []string{

@@ -55,7 +55,7 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 		w.leaf(n, t, path)
 	case t.Kind() == reflect.Struct:
 		if n.Kind != yaml.MappingNode {
-			w.fail(n, path, "must be a mapping (got %s)", describe(n, false))
+			w.fail(n, path, "must be a mapping (got %s)", w.describe(n, false))
 			return
 		}
 		w.pairs(n, t, path, func(k, v *yaml.Node) {
@@ -68,7 +68,7 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 		})
 	case t.Kind() == reflect.Map:
 		if n.Kind != yaml.MappingNode {
-			w.fail(n, path, "must be a mapping (got %s)", describe(n, false))
+			w.fail(n, path, "must be a mapping (got %s)", w.describe(n, false))
 			return
 		}
 		w.pairs(n, t, path, func(k, v *yaml.Node) {
@@ -76,7 +76,7 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 		})
 	case t.Kind() == reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
-			w.fail(n, path, "must be a list (got %s)", describe(n, false))
+			w.fail(n, path, "must be a list (got %s)", w.describe(n, false))
 			return
 		}
 		for i, e := range n.Content {
@@ -132,7 +132,7 @@ func (w *walker) leaf(n *yaml.Node, t reflect.Type, path string) {
 	if n.Kind == yaml.ScalarNode && n.Decode(reflect.New(t).Interface()) == nil {
 		return
 	}
-	w.fail(n, path, "%s (got %s)", expectation(t), describe(n, t == secretType))
+	w.fail(n, path, "%s (got %s)", expectation(t), w.describe(n, t == secretType))
 }
 
 // expand replaces each ${NAME} in a scalar from the environment, once.
@@ -249,8 +249,13 @@ func expectation(t reflect.Type) string {
 	return "must be a " + t.String()
 }
 
-// describe names what a node holds, for "(got ...)". A secret's text is never shown.
-func describe(n *yaml.Node, secret bool) string {
+// describe names what a node holds, for "(got ...)". A secret's text is
+// never shown, nor a value taken from the environment: any variable may hold
+// one.
+func (w *walker) describe(n *yaml.Node, secret bool) string {
+	if w.expanded[n] && !secret && n.Kind == yaml.ScalarNode {
+		return "a value from the environment"
+	}
 	switch n.Kind {
 	case yaml.MappingNode:
 		return "a mapping"
