@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/llmesh/llmesh/internal/fakeprovider"
+	"github.com/llmesh/llmesh/pkg/cli"
 	"github.com/llmesh/llmesh/pkg/config"
 	"github.com/llmesh/llmesh/pkg/membership"
 	"github.com/llmesh/llmesh/pkg/meshtls"
@@ -413,6 +414,14 @@ func TestAdminSurface(t *testing.T) {
 		if resp.StatusCode != tc.want {
 			t.Errorf("GET %s: %d, want %d: %.200s", tc.url, resp.StatusCode, tc.want, body)
 		}
+	}
+	var out, errOut bytes.Buffer
+	members := []string{"members", "-addr", "http://" + adminAddr}
+	if err := cli.Run(context.Background(), config.RoleIngress, members, &out, &errOut); err == nil {
+		t.Error("members without the admin token succeeded")
+	}
+	if err := cli.Run(context.Background(), config.RoleIngress, append(members, "-token", "adm-token"), &out, &errOut); err != nil || !strings.Contains(out.String(), "adm") {
+		t.Errorf("members -token: %v\n%s", err, out.String())
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -50,7 +51,7 @@ func Run(ctx context.Context, role config.Role, args []string, stdout, stderr io
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: %[1]s [-config FILE]\n"+
-			"       %[1]s members -addr URL [-json]   who is in the mesh, as the node at URL sees it\n"+
+			"       %[1]s members -addr URL [-json] [-token T]   who is in the mesh, as the node at URL sees it\n"+
 			"       %[1]s keygen                      print a new gossip key\n"+
 			"       %[1]s certs init|issue ...         create a mesh CA and node certificates\n"+
 			"       %[1]s -version\n", role)
@@ -91,6 +92,7 @@ func runMembers(ctx context.Context, role string, args []string, stdout, stderr 
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "http://127.0.0.1:8080", "`URL` of any node's HTTP listener")
 	asJSON := fs.Bool("json", false, "print the JSON that /members returns")
+	token := fs.String("token", os.Getenv("LLMESH_ADMIN_TOKEN"), "admin `token` when the node sets admin.token (default $LLMESH_ADMIN_TOKEN)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -111,6 +113,9 @@ func runMembers(ctx context.Context, role string, args []string, stdout, stderr 
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return err
+	}
+	if *token != "" {
+		req.Header.Set("Authorization", "Bearer "+*token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

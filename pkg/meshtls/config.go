@@ -74,17 +74,26 @@ func (s *Store) ClientConfig(want Identity) *tls.Config {
 			return s.cur.Load().cert, nil
 		},
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			id, err := s.verifyPeer(cs.PeerCertificates, x509.ExtKeyUsageServerAuth, want.Role)
+			err := s.verifyServer(cs.PeerCertificates, want)
 			if err != nil {
-				return err
+				// gRPC keeps retrying the connection quietly: say why here.
+				s.log.Warn("meshtls: refused an egress", "want", want.String(), "err", err)
 			}
-			if id != want {
-				return fmt.Errorf("meshtls: %s certificate names %s, gossip claims %s (different %s): %w",
-					want.Role, id, want, differences(id, want), ErrMismatch)
-			}
-			return nil
+			return err
 		},
 	}
+}
+
+func (s *Store) verifyServer(chain []*x509.Certificate, want Identity) error {
+	id, err := s.verifyPeer(chain, x509.ExtKeyUsageServerAuth, want.Role)
+	if err != nil {
+		return err
+	}
+	if id != want {
+		return fmt.Errorf("meshtls: %s certificate names %s, gossip claims %s (different %s): %w",
+			want.Role, id, want, differences(id, want), ErrMismatch)
+	}
+	return nil
 }
 
 // verifyPeer checks the peer's chain against the current CA pool and returns

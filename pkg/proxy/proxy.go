@@ -420,6 +420,9 @@ func replay(req *http.Request, ex *exchange, next Target) (*http.Request, bool) 
 		}
 		out.Body = body
 	}
+	if ex.injectKey && !next.Tunnel && ex.provider.APIKey == "" {
+		return nil, false // no key here to inject: the tunnel's error stands
+	}
 	out.URL = upstreamURL(ex, next, req.URL.RawQuery)
 	if ex.injectKey {
 		// The real key never crosses the tunnel; on the direct path it is ours.

@@ -181,3 +181,22 @@ func TestRegionRefusalReroutesWithoutTheRealKey(t *testing.T) {
 		t.Fatalf("status %d body %q, %d reroutes", w.Code, w.Body.String(), len(rec.bodies))
 	}
 }
+
+// TestRetryToDirectNeedsALocalKey: a managed request refused by the egress
+// is not sent direct when this node holds no key to inject.
+func TestRetryToDirectNeedsALocalKey(t *testing.T) {
+	checkLeaks(t)
+	called := false
+	up := upstream(t, func(w http.ResponseWriter, r *http.Request) { called = true })
+	p := newProvider(t, "openai", up.URL, provider.StyleOpenAI, 1<<20)
+	p.Managed = true // the real key lives on the egress only
+	rt := &retrier{first: Target{Transport: &refusing{}, Tunnel: true, Route: "egress", Egress: "refuser"}, second: Target{Route: "direct"}}
+	h := newHandler(t, Config{Providers: provider.NewRegistry(p), Router: rt, RetryBodyBytes: 100, AccessKeys: []string{"ak"}})
+	req := httptest.NewRequest("POST", "/openai/v1/x", strings.NewReader("{}"))
+	req.Header.Set("Authorization", "Bearer ak")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	if w.Code != http.StatusBadGateway || called {
+		t.Fatalf("status %d, provider called %v", w.Code, called)
+	}
+}
