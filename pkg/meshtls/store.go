@@ -29,8 +29,18 @@ type Store struct {
 	files Files
 	log   *slog.Logger
 
-	mu  sync.Mutex // serialises reloads
-	cur atomic.Pointer[material]
+	mu    sync.Mutex // serialises reloads
+	cur   atomic.Pointer[material]
+	check func(Identity) error // set by Require
+}
+
+// Require makes every later Reload refuse (and keep the current material)
+// when check rejects the new certificate's identity: a renewed certificate
+// must still name this node.
+func (s *Store) Require(check func(Identity) error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.check = check
 }
 
 // material is one consistent set of loaded files, swapped as a whole.
@@ -70,6 +80,11 @@ func (s *Store) Reload() error {
 	m, err := load(s.files)
 	if err != nil {
 		return err
+	}
+	if s.check != nil {
+		if err := s.check(m.id); err != nil {
+			return fmt.Errorf("meshtls: new certificate refused, keeping the current one: %w", err)
+		}
 	}
 	old := s.cur.Swap(m)
 	if old.digest != m.digest {

@@ -2,6 +2,7 @@ package meshtls
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -237,3 +238,19 @@ func TestWatchReportsOnce(t *testing.T) {
 }
 
 func dirOf(f Files) string { return filepath.Dir(f.Cert) }
+
+func TestRequireRefusesAnotherIdentityOnReload(t *testing.T) {
+	ca := newTestCA(t, "test CA")
+	s, files := newStore(t, ca, Identity{Role: RoleEgress, Hint: "wnam", Name: "e1"})
+	s.Require(func(id Identity) error {
+		if id.Name != "e1" {
+			return errors.New("names another node")
+		}
+		return nil
+	})
+	certPEM, keyPEM := ca.issueValid(t, Identity{Role: RoleEgress, Hint: "wnam", Name: "e2"})
+	writeFiles(t, filepath.Dir(files.Cert), "e1", certPEM, keyPEM, ca.certPEM)
+	if err := s.Reload(); err == nil || s.Identity().Name != "e1" {
+		t.Fatalf("Reload = %v, identity %s: want a refusal keeping e1", err, s.Identity())
+	}
+}

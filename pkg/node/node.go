@@ -454,10 +454,16 @@ func loadTLS(cfg *config.Config, log *slog.Logger) (*meshtls.Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tunnel.tls: %w", err)
 	}
-	id := store.Identity()
 	want := meshtls.Identity{Role: string(cfg.Role), Name: cfg.Node.Name, Hint: cfg.Node.Hint}
-	if id.Role != want.Role || id.Name != want.Name || (cfg.Role == config.RoleEgress && id.Hint != want.Hint) {
-		return nil, fmt.Errorf("tunnel.tls.cert: the certificate names %s but this node is %s", id, want)
+	check := func(id meshtls.Identity) error {
+		if id.Role != want.Role || id.Name != want.Name || (cfg.Role == config.RoleEgress && id.Hint != want.Hint) {
+			return fmt.Errorf("the certificate names %s but this node is %s", id, want)
+		}
+		return nil
 	}
+	if err := check(store.Identity()); err != nil {
+		return nil, fmt.Errorf("tunnel.tls.cert: %w", err)
+	}
+	store.Require(check)
 	return store, nil
 }
