@@ -291,6 +291,9 @@ func (n *Node) Members() *membership.Snapshot { return n.members.Snapshot() }
 // Err reports a listener that failed after Start.
 func (n *Node) Err() <-chan error { return n.serveErr }
 
+// leaveLinger is how long a leaving node keeps gossiping after Leave.
+const leaveLinger = time.Second
+
 // Shutdown drains the node: it stops taking new requests and streams at
 // once, tells the mesh it is draining and leaves the gossip cluster, and
 // lets live exchanges finish until ctx ends, when it closes what is left.
@@ -320,14 +323,25 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	// Gossip while the listeners drain: ingress nodes stop picking this
 	// egress before its tunnel refuses them.
 	if n.members != nil {
-		meta := n.meta
-		meta.Draining = true
-		if err := n.members.SetMeta(meta); err != nil {
-			n.log.Warn("cannot gossip draining state", "err", err)
-		}
-		if err := n.members.Leave(5 * time.Second); err != nil {
-			n.log.Warn("gossip leave", "err", err)
-		}
+		wg.Go(func() {
+			meta := n.meta
+			meta.Draining = true
+			if err := n.members.SetMeta(meta); err != nil {
+				n.log.Warn("cannot gossip draining state", "err", err)
+			}
+			if err := n.members.Leave(5 * time.Second); err != nil {
+				n.log.Warn("gossip leave", "err", err)
+			}
+			// Leave returns once one peer has the news. Keep answering
+			// gossip a moment longer so it spreads from there, rather than
+			// going silent and being probed into "dead" first.
+			linger := time.NewTimer(leaveLinger)
+			defer linger.Stop()
+			select {
+			case <-linger.C:
+			case <-ctx.Done():
+			}
+		})
 	}
 	wg.Wait()
 	n.Close()
