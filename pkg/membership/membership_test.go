@@ -163,7 +163,7 @@ func TestLeaveAndCrash(t *testing.T) {
 	if err := b.Leave(2 * time.Second); err != nil {
 		t.Fatalf("Leave: %v", err)
 	}
-	if err := b.Leave(time.Second); err != nil {
+	if err := b.Leave(5 * time.Second); err != nil {
 		t.Errorf("second Leave: %v", err)
 	}
 	if err := b.SetMeta(Meta{Role: "egress"}); !errors.Is(err, ErrLeft) {
@@ -181,7 +181,7 @@ func TestLeaveAndCrash(t *testing.T) {
 	if err := b.Shutdown(); err != nil {
 		t.Errorf("second Shutdown: %v", err)
 	}
-	if err := b.Leave(time.Second); !errors.Is(err, ErrStopped) {
+	if err := b.Leave(5 * time.Second); !errors.Is(err, ErrStopped) {
 		t.Errorf("Leave after Shutdown = %v, want ErrStopped", err)
 	}
 	if err := b.SetMeta(Meta{}); !errors.Is(err, ErrStopped) {
@@ -215,11 +215,11 @@ func TestForget(t *testing.T) {
 	a := start(t, cfg)
 	b := start(t, testConfig("b", Meta{}, a.LocalAddr()))
 	waitFor(t, 10*time.Second, "a to see b", func() bool { return stateOf(a, "b") == StateAlive })
-	if err := b.Leave(time.Second); err != nil {
+	if err := b.Leave(5 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 	_ = b.Shutdown()
-	waitFor(t, 5*time.Second, "a to see b left", func() bool { return stateOf(a, "b") == StateLeft })
+	waitFor(t, 10*time.Second, "a to see b left", func() bool { return stateOf(a, "b") == StateLeft })
 	waitFor(t, 5*time.Second, "a to forget b", func() bool { return stateOf(a, "b") == "" })
 	if got := names(a.Snapshot().Members); !slices.Equal(got, []string{"a"}) {
 		t.Errorf("members = %v", got)
