@@ -7,39 +7,34 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
 
-// startBinaryMesh runs the real commands: a fake provider, two wnam egress
-// processes and an HK ingress process. It returns the ingress URL, the
-// egress processes by name and a function that counts the requests the fake
-// provider has logged.
-func startBinaryMesh(t *testing.T) (ingressURL string, egress map[string]*process, providerRequests func() int) {
+// binaryMesh is a mesh of real processes: a fake provider, wnam egress
+// processes and an HK ingress process.
+type binaryMesh struct {
+	t           *testing.T
+	providerURL string
+	fake        *process
+	egress      map[string]*process
+	seeds       []string
+	ingressURL  string
+}
+
+var chaosEnv = []string{"LLMESH_TUNNEL_TOKEN=chaos-token"}
+
+// startBinaryMesh starts the fake provider, two wnam egress processes and the
+// HK ingress, and waits until the ingress sees both egress nodes alive.
+func startBinaryMesh(t *testing.T) *binaryMesh {
 	t.Helper()
-	fake := startProcess(t, "fakeprovider", nil, "-listen", "127.0.0.1:0")
-	providerURL := fake.field(t, `listening url=(\S+)`)
-	env := []string{"LLMESH_TUNNEL_TOKEN=chaos-token"}
-	egress = map[string]*process{}
-	var seeds []string
-	for _, name := range []string{"chaos-wnam-1", "chaos-wnam-2"} {
-		join := ""
-		if len(seeds) > 0 {
-			join = fmt.Sprintf(`join: ["%s"], `, seeds[0])
-		}
-		cfg := writeConfig(t, fmt.Sprintf(`
-node: {name: %s, loc: US, hint: wnam}
-http: {listen: "127.0.0.1:0"}
-tunnel: {listen: "127.0.0.1:0", token: "${LLMESH_TUNNEL_TOKEN}"}
-gossip: {bind: "127.0.0.1:0", profile: local, %srejoin_interval: 1s}
-drain_timeout: 5s
-providers:
-  openai: {base_url: "%s"}
-`, name, join, providerURL))
-		p := startProcess(t, "egress", env, "-config", cfg)
-		seeds = append(seeds, p.field(t, `node started.* gossip=(\S+)`))
-		egress[name] = p
-	}
+	bm := &binaryMesh{t: t, egress: map[string]*process{}}
+	bm.fake = startProcess(t, "fakeprovider", nil, "-listen", "127.0.0.1:0")
+	bm.providerURL = bm.fake.field(t, `listening url=(\S+)`)
+	bm.addEgress("chaos-wnam-1")
+	bm.addEgress("chaos-wnam-2")
 	cfg := writeConfig(t, fmt.Sprintf(`
 node: {name: chaos-hk, loc: HK}
 http: {listen: "127.0.0.1:0"}
@@ -49,15 +44,47 @@ routing:
   rules: [{locs: [HK], hint: wnam}]
 providers:
   openai: {base_url: "http://127.0.0.1:9"}
-`, seeds[0], seeds[1]))
-	ingress := startProcess(t, "ingress", env, "-config", cfg)
-	ingressURL = "http://" + ingress.field(t, `node started.* http=(\S+)`)
-	eventually(t, 20*time.Second, func() error {
-		return memberStates(ingressURL, map[string]string{"chaos-wnam-1": "alive", "chaos-wnam-2": "alive"})
-	})
-	return ingressURL, egress, func() int {
-		return strings.Count(fake.output(), "msg=request")
+`, bm.seeds[0], bm.seeds[1]))
+	ingress := startProcess(t, "ingress", chaosEnv, "-config", cfg)
+	bm.ingressURL = "http://" + ingress.field(t, `node started.* http=(\S+)`)
+	bm.waitAlive("chaos-wnam-1", "chaos-wnam-2")
+	return bm
+}
+
+// addEgress starts a wnam egress process that joins the mesh's seeds.
+func (bm *binaryMesh) addEgress(name string) {
+	t := bm.t
+	t.Helper()
+	join := ""
+	if len(bm.seeds) > 0 {
+		join = fmt.Sprintf(`join: ["%s"], `, strings.Join(bm.seeds, `", "`))
 	}
+	cfg := writeConfig(t, fmt.Sprintf(`
+node: {name: %s, loc: US, hint: wnam}
+http: {listen: "127.0.0.1:0"}
+tunnel: {listen: "127.0.0.1:0", token: "${LLMESH_TUNNEL_TOKEN}"}
+gossip: {bind: "127.0.0.1:0", profile: local, %srejoin_interval: 1s}
+drain_timeout: 10s
+providers:
+  openai: {base_url: "%s"}
+`, name, join, bm.providerURL))
+	p := startProcess(t, "egress", chaosEnv, "-config", cfg)
+	bm.seeds = append(bm.seeds, p.field(t, `node started.* gossip=(\S+)`))
+	bm.egress[name] = p
+}
+
+func (bm *binaryMesh) waitAlive(names ...string) {
+	bm.t.Helper()
+	want := map[string]string{}
+	for _, n := range names {
+		want[n] = "alive"
+	}
+	eventually(bm.t, 20*time.Second, func() error { return memberStates(bm.ingressURL, want) })
+}
+
+// providerRequests counts the requests the fake provider logged.
+func (bm *binaryMesh) providerRequests() int {
+	return strings.Count(bm.fake.output(), "msg=request")
 }
 
 // memberStates checks the states the node at url reports.
@@ -93,7 +120,8 @@ func TestKill9MidStream(t *testing.T) {
 	if testing.Short() {
 		t.Skip("process-level chaos test")
 	}
-	ingress, egress, providerRequests := startBinaryMesh(t)
+	bm := startBinaryMesh(t)
+	ingress, egress := bm.ingressURL, bm.egress
 	sent := 0
 
 	req, _ := http.NewRequest("POST", ingress+"/openai/v1/chat/completions",
@@ -153,9 +181,99 @@ func TestKill9MidStream(t *testing.T) {
 	})
 	t.Logf("gossip declared %s dead %s after the kill", victim, time.Since(killed).Round(time.Millisecond))
 	eventually(t, 5*time.Second, func() error {
-		if got := providerRequests(); got != sent {
+		if got := bm.providerRequests(); got != sent {
 			return fmt.Errorf("clients sent %d requests, the provider logged %d", sent, got)
 		}
 		return nil
 	})
+}
+
+// TestRollingRestartProcesses restarts every egress process of the pool with
+// SIGTERM, one after the other, while clients send short requests and
+// second-long SSE streams through the HK ingress process. Every request must
+// succeed, every stream must be whole, each process must exit 0, and the
+// provider must see each request exactly once.
+func TestRollingRestartProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("process-level chaos test")
+	}
+	bm := startBinaryMesh(t)
+	client := &http.Client{Timeout: 30 * time.Second}
+	stop := make(chan struct{})
+	var sent, failed atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				stream := (w+i)%2 == 0
+				body := `{"model":"m","messages":[{"role":"user","content":"hi"}]}`
+				if stream {
+					body = `{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`
+				}
+				req, _ := http.NewRequest("POST", bm.ingressURL+"/openai/v1/chat/completions", strings.NewReader(body))
+				req.Header.Set("X-Fake-Chunks", "10")
+				if stream {
+					req.Header.Set("X-Fake-Delay", "100ms")
+				}
+				sent.Add(1)
+				err := func() error {
+					resp, err := client.Do(req)
+					if err != nil {
+						return err
+					}
+					defer resp.Body.Close()
+					b, err := io.ReadAll(resp.Body)
+					switch {
+					case err != nil:
+						return fmt.Errorf("body: %w", err)
+					case resp.StatusCode != 200:
+						return fmt.Errorf("status %d: %s", resp.StatusCode, b)
+					case stream && !strings.Contains(string(b), "[DONE]"):
+						return fmt.Errorf("stream cut: %s", b)
+					}
+					return nil
+				}()
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+				}
+			}
+		})
+	}
+	progress := func() {
+		target := sent.Load() + 8
+		eventually(t, 30*time.Second, func() error {
+			if sent.Load() < target {
+				return fmt.Errorf("%d requests sent", sent.Load())
+			}
+			return nil
+		})
+	}
+	progress()
+	for _, old := range []string{"chaos-wnam-1", "chaos-wnam-2"} {
+		if err := bm.egress[old].stop(t); err != nil {
+			t.Errorf("%s did not exit 0 after SIGTERM: %v", old, err)
+		}
+		bm.addEgress(old + "b")
+		bm.waitAlive(old + "b")
+		progress()
+	}
+	close(stop)
+	wg.Wait()
+	if n := failed.Load(); n > 0 {
+		t.Fatalf("%d of %d requests failed during the rolling restart; first: %v", n, sent.Load(), firstErr.Load())
+	}
+	eventually(t, 5*time.Second, func() error {
+		if got := bm.providerRequests(); int64(got) != sent.Load() {
+			return fmt.Errorf("clients sent %d requests, the provider logged %d", sent.Load(), got)
+		}
+		return nil
+	})
+	t.Logf("%d requests across two egress restarts, none failed, none duplicated", sent.Load())
 }
