@@ -14,7 +14,6 @@ import (
 
 func TestMembersEndpoint(t *testing.T) {
 	m, us, hk := standardMesh(t)
-	_ = m
 	for _, n := range []*node.Node{us, hk, m.nodes["wnam-1"]} {
 		resp, body := do(t, newRequest(t, "GET", baseURL(n)+"/members", nil))
 		if resp.StatusCode != 200 {
@@ -119,7 +118,7 @@ func TestFallback(t *testing.T) {
 
 	resp, body := do(t, newRequest(t, "POST", baseURL(fail)+"/gemini/v1beta/models/x:generateContent", strings.NewReader("{}")))
 	wantError(t, resp, body, 503, "no_egress", "gemini")
-	if !strings.Contains(body, `\"afr\"`) && !strings.Contains(body, `"afr"`) && !strings.Contains(body, "afr") {
+	if !strings.Contains(body, "afr") {
 		t.Fatalf("503 does not name the hint: %s", body)
 	}
 
@@ -152,7 +151,7 @@ func TestErrors(t *testing.T) {
 	unreachable := m.start(nodeSpec{role: config.RoleIngress, name: "us-broken", loc: "US", providerURL: closed})
 	slow := m.start(nodeSpec{role: config.RoleIngress, name: "us-slow", loc: "US",
 		edit: func(c *config.Config) { c.Upstream.HeaderTimeout = 300 * time.Millisecond }})
-	slowEgress := m.start(nodeSpec{role: config.RoleEgress, name: "oc-slow", loc: "AU", hint: "oc",
+	m.start(nodeSpec{role: config.RoleEgress, name: "oc-slow", loc: "AU", hint: "oc",
 		edit: func(c *config.Config) { c.Upstream.HeaderTimeout = 300 * time.Millisecond }})
 	badToken := m.start(nodeSpec{role: config.RoleIngress, name: "hk-badtoken", loc: "HK", token: "wrong-token",
 		rules: []config.Rule{{Locs: []string{"HK"}, Hint: "wnam"}}, providerURL: closed})
@@ -160,7 +159,6 @@ func TestErrors(t *testing.T) {
 		edit: func(c *config.Config) { c.HTTP.MaxBodyBytes = 1024 }})
 	m.waitMembers(hk, "oc-slow")
 	m.waitMembers(badToken, "wnam-1", "wnam-2")
-	_ = slowEgress
 
 	big := strings.Repeat("x", 2048)
 	tests := []struct {

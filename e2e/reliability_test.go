@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -230,5 +229,4 @@ func TestSSEKeepalive(t *testing.T) {
 	if err := s.Err(); err != nil || acc.Choices[0].Message.Content != fakeprovider.Text(3) {
 		t.Fatalf("SDK over keep-alives: %v %+v", err, acc.Choices)
 	}
-	_ = io.Discard
 }

@@ -126,11 +126,14 @@ func TestHeaderPolicy(t *testing.T) {
 				t.Fatalf("status %d: %s", resp.StatusCode, body)
 			}
 			var echo struct {
-				Headers map[string][]string `json:"headers"`
+				Path     string              `json:"path"`
+				RawQuery string              `json:"raw_query"`
+				Host     string              `json:"host"`
+				Headers  map[string][]string `json:"headers"`
 			}
-			var raw map[string]any
-			json.Unmarshal([]byte(body), &raw)
-			json.Unmarshal([]byte(body), &echo)
+			if err := json.Unmarshal([]byte(body), &echo); err != nil {
+				t.Fatal(err)
+			}
 			for k, v := range keep {
 				if got := echo.Headers[strings.ToLower(k)]; len(got) != 1 || got[0] != v {
 					t.Errorf("%s reached the provider as %q, want %q", k, got, v)
@@ -141,11 +144,11 @@ func TestHeaderPolicy(t *testing.T) {
 					t.Errorf("%s reached the provider: %q", k, got)
 				}
 			}
-			if raw["path"] != "/v1/echo/headers" || raw["raw_query"] != "a=1&b=%20x" {
-				t.Errorf("provider saw path %v query %v", raw["path"], raw["raw_query"])
+			if echo.Path != "/v1/echo/headers" || echo.RawQuery != "a=1&b=%20x" {
+				t.Errorf("provider saw path %v query %v", echo.Path, echo.RawQuery)
 			}
-			if host, _ := raw["host"].(string); !strings.HasPrefix(host, "127.0.0.1:") {
-				t.Errorf("Host %q is not the provider's", host)
+			if !strings.HasPrefix(echo.Host, "127.0.0.1:") {
+				t.Errorf("Host %q is not the provider's", echo.Host)
 			}
 		})
 	}

@@ -5,7 +5,6 @@ import (
 	"compress/gzip"
 	"errors"
 	"io"
-	"log/slog"
 )
 
 func errorsAs[T any](err error, target *T) bool { return err != nil && errors.As(err, target) }
@@ -17,7 +16,3 @@ func gunzip(b []byte) ([]byte, error) {
 	}
 	return io.ReadAll(zr)
 }
-
-type slogLogger = slog.Logger
-
-func newDiscardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -10,12 +10,13 @@ import (
 	"os"
 	"reflect"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/llmesh/llmesh/pkg/routing"
 )
 
 // Role is what a node does in the mesh.
@@ -27,10 +28,10 @@ const (
 )
 
 // Hints are the Cloudflare-style location hints, in this order.
-var Hints = []string{"wnam", "enam", "weur", "eeur", "apac", "oc", "afr", "sam", "me"}
+var Hints = routing.Hints
 
 // ValidHint reports whether h is one of Hints.
-func ValidHint(h string) bool { return slices.Contains(Hints, h) }
+func ValidHint(h string) bool { return routing.ValidHint(h) }
 
 // Config is a node's configuration. Load and Parse return it validated.
 type Config struct {

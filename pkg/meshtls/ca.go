@@ -34,11 +34,7 @@ func newCA(commonName string, notBefore, notAfter time.Time) (certPEM, keyPEM []
 	if commonName == "" {
 		return nil, nil, errors.New("meshtls: CA common name is empty")
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	serial, err := randomSerial()
+	key, serial, err := newKey()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -83,11 +79,7 @@ func issue(ca *x509.Certificate, caKey crypto.Signer, id Identity, hosts []strin
 	if err := id.Validate(); err != nil {
 		return nil, nil, err
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	serial, err := randomSerial()
+	key, serial, err := newKey()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -159,6 +151,16 @@ func parseCA(certPEM, keyPEM []byte) (*x509.Certificate, crypto.Signer, error) {
 		return nil, nil, errors.New("meshtls: CA key does not match the CA certificate")
 	}
 	return ca, signer, nil
+}
+
+// newKey returns a fresh P-256 key and a serial number for its certificate.
+func newKey() (*ecdsa.PrivateKey, *big.Int, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	serial, err := randomSerial()
+	return key, serial, err
 }
 
 func randomSerial() (*big.Int, error) {

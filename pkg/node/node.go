@@ -67,8 +67,9 @@ type Options struct {
 	TuneGossip func(*membership.Config)
 }
 
-// Start builds and starts a node. It returns once every listener is bound
-// and the node has tried to join the mesh.
+// Start builds and starts a node from a validated config (config.Load, or
+// Validate after editing one). It returns once every listener is bound and
+// the node has tried to join the mesh.
 func Start(cfg *config.Config, log *slog.Logger, opts Options) (_ *Node, err error) {
 	n := &Node{
 		cfg:      cfg,
@@ -423,11 +424,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 func buildProviders(cfg *config.Config) (*provider.Registry, error) {
 	var ps []*provider.Provider
 	for name, pc := range cfg.Providers {
-		limit := pc.MaxBodyBytes
-		if limit == 0 {
-			limit = cfg.HTTP.MaxBodyBytes
-		}
-		p, err := provider.New(name, pc.BaseURL, provider.Style(pc.Style), limit)
+		// Validate filled MaxBodyBytes from http.max_body_bytes where unset.
+		p, err := provider.New(name, pc.BaseURL, provider.Style(pc.Style), pc.MaxBodyBytes)
 		if err != nil {
 			return nil, err
 		}

@@ -13,7 +13,7 @@ import (
 
 // classify maps a failed round trip to the error the client sees. It is the
 // one place where transport failures become HTTP statuses.
-func classify(err error, bodyLimit int64) *provider.Error {
+func classify(err error) *provider.Error {
 	var tooBig *http.MaxBytesError
 	var netErr net.Error
 	switch {

@@ -130,7 +130,8 @@ type exchange struct {
 	provider  *provider.Provider
 	rest      provider.Path
 	target    Target
-	injectKey bool // strip the client's credentials, put the provider key in
+	injectKey bool          // strip the client's credentials, put the provider key in
+	status    *statusWriter // the client's response, for statuses never sent (499)
 }
 
 type exchangeKey struct{}
@@ -182,6 +183,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if ex.target.Route != "" {
 		route = ex.target.Route
 	}
+	ex.status = sw
 	defer h.cfg.Metrics.Begin(route)()
 
 	ctx := tunnel.WithRequestID(r.Context(), id)
@@ -553,20 +555,10 @@ func (h *Handler) handleError(w http.ResponseWriter, r *http.Request, err error)
 	if r.Context().Err() != nil && errors.Is(context.Cause(r.Context()), context.Canceled) {
 		// The client went away: nobody is left to read an answer.
 		h.log.Debug("client canceled", "id", tunnel.RequestID(r.Context()), "provider", ex.provider.Name)
-		for u := w; u != nil; {
-			if sw, ok := u.(*statusWriter); ok {
-				sw.status = StatusClientClosed
-				break
-			}
-			uw, ok := u.(interface{ Unwrap() http.ResponseWriter })
-			if !ok {
-				break
-			}
-			u = uw.Unwrap()
-		}
+		ex.status.status = StatusClientClosed
 		return
 	}
-	pe := classify(err, ex.provider.MaxBodyBytes)
+	pe := classify(err)
 	h.log.Warn("upstream failed", "id", tunnel.RequestID(r.Context()), "provider", ex.provider.Name,
 		"egress", ex.target.Egress, "status", pe.Status, "err", Scrub(err))
 	setRouteHeaders(w.Header(), ex.target)
