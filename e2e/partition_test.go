@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -84,18 +85,45 @@ func statusIn(ns, url string) (int, http.Header, error) {
 	return code, h, nil
 }
 
-// TestHelperGet is not a test: statusIn runs the test binary inside a
-// namespace with it, as a tiny HTTP client.
+// streamIn starts, inside namespace ns, a streaming chat completion that
+// lasts minutes; its exit code says how it ended: 0 complete, 4 cut.
+func streamIn(t *testing.T, ns, url string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run=^TestHelperGet$", "--", url, "stream")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd
+}
+
+// TestHelperGet is not a test: statusIn and streamIn run the test binary
+// inside a namespace with it, as a tiny HTTP client.
 func TestHelperGet(t *testing.T) {
 	args := os.Args
 	var url string
+	stream := false
 	for i, a := range args {
 		if a == "--" && i+1 < len(args) {
 			url = args[i+1]
+			stream = i+2 < len(args) && args[i+2] == "stream"
 		}
 	}
 	if url == "" {
 		t.Skip("helper for statusIn")
+	}
+	if stream {
+		req, _ := http.NewRequest("POST", url, strings.NewReader(`{"model":"m","stream":true,"messages":[]}`))
+		req.Header.Set("X-Fake-Chunks", "300")
+		req.Header.Set("X-Fake-Delay", "1s")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			os.Exit(3)
+		}
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+			os.Exit(4)
+		}
+		os.Exit(0)
 	}
 	resp, err := http.Get(url)
 	if err != nil {
@@ -150,6 +178,25 @@ providers:
 	}
 	eventually(t, 30*time.Second, through)
 	sent := 1
+	// A five-minute stream in flight when the link goes: the tunnel
+	// keepalive (10 s + 10 s by default) must cut it, not leave it hanging.
+	stream := streamIn(t, a.name, "http://127.0.0.1:8080/openai/v1/chat/completions")
+	sent++
+	eventually(t, 10*time.Second, func() error {
+		if !strings.Contains(fake.output(), "path=/v1/chat/completions") {
+			return fmt.Errorf("the provider has not seen the stream yet")
+		}
+		return nil
+	})
+	type ending struct {
+		err error
+		at  time.Time
+	}
+	streamEnded := make(chan ending, 1)
+	go func() {
+		err := stream.Wait()
+		streamEnded <- ending{err, time.Now()}
+	}()
 
 	// Partition: take the link down on both sides.
 	run(t, "ip", "-n", a.name, "link", "set", a.link, "down")
@@ -169,6 +216,24 @@ providers:
 		return nil
 	})
 	t.Logf("fallback (503 no_egress) %s after the partition", time.Since(cut).Round(time.Millisecond))
+	select {
+	case end := <-streamEnded:
+		var exit *exec.ExitError
+		if !errors.As(end.err, &exit) || exit.ExitCode() != 4 {
+			t.Fatalf("the stream in flight ended with %v; want it cut (exit 4)", end.err)
+		}
+		t.Logf("the stream in flight was cut %s after the partition", end.at.Sub(cut).Round(time.Millisecond))
+	case <-time.After(30*time.Second - time.Since(cut)):
+		t.Fatal("the stream in flight was still open 30 s after the partition")
+	}
+	// On the other side, the egress cancelled the provider call.
+	eventually(t, 30*time.Second-time.Since(cut), func() error {
+		if !strings.Contains(fake.output(), "msg=cancelled method=POST path=/v1/chat/completions") {
+			return fmt.Errorf("the provider call of the cut stream is still running")
+		}
+		return nil
+	})
+	t.Logf("the egress cancelled the provider call within %s of the partition", time.Since(cut).Round(time.Millisecond))
 
 	run(t, "ip", "-n", a.name, "link", "set", a.link, "up")
 	run(t, "ip", "-n", b.name, "link", "set", b.link, "up")

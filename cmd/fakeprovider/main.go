@@ -81,11 +81,15 @@ func run(ctx context.Context, args []string, _, stderr io.Writer) error {
 	return nil
 }
 
-// logRequests logs the method and path of each request; never headers or
-// the query, which may carry keys (Gemini's ?key=).
+// logRequests logs the method and path of each request, and the requests
+// whose caller went away before they ended (tests read both); never headers
+// or the query, which may carry keys (Gemini's ?key=).
 func logRequests(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		log.Info("request", "method", r.Method, "path", r.URL.Path)
 		next.ServeHTTP(w, r)
+		if r.Context().Err() != nil {
+			log.Info("cancelled", "method", r.Method, "path", r.URL.Path)
+		}
 	})
 }

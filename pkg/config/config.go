@@ -91,6 +91,11 @@ type Tunnel struct {
 	TLS        TLS    `yaml:"tls"`
 	Insecure   bool   `yaml:"insecure"`
 	MaxStreams uint32 `yaml:"max_streams"` // egress: concurrent streams per connection and in-flight cap; default 1000
+	// Ping a quiet tunnel connection every Keepalive and give up on the peer
+	// after KeepaliveTimeout more: a vanished peer's streams fail within the
+	// sum. Defaults 10s and 10s; keepalive at least 10s (grpc-go's floor).
+	Keepalive        time.Duration `yaml:"keepalive"`
+	KeepaliveTimeout time.Duration `yaml:"keepalive_timeout"`
 }
 
 // AdvertiseAddr is the address other nodes dial: Advertise, or Listen when
@@ -233,7 +238,7 @@ func Default(role Role) *Config {
 			MaxBodyBytes:      32 << 20,
 			MaxInFlight:       4096,
 		},
-		Tunnel: Tunnel{MaxStreams: 1000},
+		Tunnel: Tunnel{MaxStreams: 1000, Keepalive: 10 * time.Second, KeepaliveTimeout: 10 * time.Second},
 		Gossip: Gossip{
 			Bind:           "127.0.0.1:7946",
 			Profile:        "wan",

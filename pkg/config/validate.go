@@ -194,6 +194,14 @@ func (c *Config) validateTunnel(p *problems) {
 		p.add("tunnel.token", "must be printable ASCII without spaces")
 	}
 	c.validateTLS(p)
+	// grpc-go raises a client's ping interval below 10 s to 10 s (with a
+	// warning); say so here rather than run with another value than written.
+	if t.Keepalive < 10*time.Second {
+		p.add("tunnel.keepalive", "must be at least 10s (got %s)", t.Keepalive)
+	}
+	if t.KeepaliveTimeout < time.Second {
+		p.add("tunnel.keepalive_timeout", "must be at least 1s (got %s)", t.KeepaliveTimeout)
+	}
 	if egress && t.MaxStreams < 1 {
 		p.add("tunnel.max_streams", "must be at least 1 on an egress")
 	}

@@ -190,6 +190,7 @@ func (n *Node) startTunnelServer(providers *provider.Registry, transport http.Ro
 		Token:      cfg.Tunnel.Token.Reveal(),
 		MaxStreams: cfg.Tunnel.MaxStreams,
 		TLS:        creds,
+		Keepalive:  tunnelKeepalive(cfg.Tunnel),
 		Logger:     n.log,
 		OnStream:   func(c codes.Code) { n.metrics.TunnelStream(c.String()) },
 	})
@@ -449,7 +450,7 @@ func policyFrom(cfg *config.Config) routing.Policy {
 }
 
 func (n *Node) dialConfig() tunnel.DialConfig {
-	dc := tunnel.DialConfig{Token: n.cfg.Tunnel.Token.Reveal(), Logger: n.log}
+	dc := tunnel.DialConfig{Token: n.cfg.Tunnel.Token.Reveal(), Keepalive: tunnelKeepalive(n.cfg.Tunnel), Logger: n.log}
 	if n.tls != nil {
 		dc.TLSFor = func(ep tunnel.Endpoint) *tls.Config {
 			return n.tls.ClientConfig(meshtls.Identity{Role: meshtls.RoleEgress, Hint: ep.Hint, Name: ep.Name})
@@ -478,4 +479,8 @@ func loadTLS(cfg *config.Config, log *slog.Logger) (*meshtls.Store, error) {
 	}
 	store.Require(check)
 	return store, nil
+}
+
+func tunnelKeepalive(t config.Tunnel) tunnel.Keepalive {
+	return tunnel.Keepalive{Interval: t.Keepalive, Timeout: t.KeepaliveTimeout}
 }

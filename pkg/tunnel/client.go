@@ -26,15 +26,31 @@ import (
 	"github.com/llmesh/llmesh/proto/tunnelpb"
 )
 
-// Keepalive: pings every 30 s keep quiet streams (a model thinking for
-// minutes) alive through NAT and firewalls and detect a dead egress within
-// ~40 s. The server's enforcement minimum is below this, so the server never
-// answers too_many_pings.
-const (
-	keepaliveTime    = 30 * time.Second
-	keepaliveTimeout = 10 * time.Second
-	keepaliveMinTime = 15 * time.Second
-)
+// Keepalive says how often each side of a tunnel connection pings a quiet
+// peer and how long it waits for the answer. Pings keep quiet streams (a
+// model thinking for minutes) alive through NAT and firewalls, and they are
+// how a peer that vanished without closing its socket (a host lost, a
+// partition) is noticed: its streams fail within Interval+Timeout.
+type Keepalive struct {
+	// Interval defaults to 10 s, which is also grpc-go's floor for clients
+	// (it raises anything shorter); servers may ping down to every second.
+	Interval time.Duration
+	Timeout  time.Duration // default 10 s
+}
+
+// serverMinPing is the shortest ping interval the server tolerates from a
+// client before answering too_many_pings: half of grpc-go's client floor.
+const serverMinPing = 5 * time.Second
+
+func (k Keepalive) orDefault() Keepalive {
+	if k.Interval == 0 {
+		k.Interval = 10 * time.Second
+	}
+	if k.Timeout == 0 {
+		k.Timeout = 10 * time.Second
+	}
+	return k
+}
 
 // DialConfig says how an ingress reaches egress nodes.
 type DialConfig struct {
@@ -42,8 +58,9 @@ type DialConfig struct {
 	TLS   *tls.Config // nil dials in plaintext (tunnel.insecure)
 	// TLSFor, when set, gives the TLS config for one egress (Pool): mutual
 	// TLS that accepts only the certificate naming that node and hint.
-	TLSFor func(Endpoint) *tls.Config
-	Logger *slog.Logger
+	TLSFor    func(Endpoint) *tls.Config
+	Keepalive Keepalive
+	Logger    *slog.Logger
 }
 
 // Conn is an ingress's long-lived connection to one egress node. It is an
@@ -71,10 +88,11 @@ func Dial(name, addr string, cfg DialConfig) (*Conn, error) {
 	if cfg.TLS != nil {
 		creds = credentials.NewTLS(cfg.TLS)
 	}
+	ka := cfg.Keepalive.orDefault()
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{
-			Time: keepaliveTime, Timeout: keepaliveTimeout, PermitWithoutStream: true,
+			Time: ka.Interval, Timeout: ka.Timeout, PermitWithoutStream: true,
 		}),
 	}
 	if cfg.Token != "" {

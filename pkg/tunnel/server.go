@@ -36,8 +36,11 @@ type ServerConfig struct {
 	// twice this, so the refusal, not a queue in the client, answers first.
 	MaxStreams uint32
 	// TLS, when set, is the server's transport credentials (mutual TLS).
-	TLS    credentials.TransportCredentials
-	Logger *slog.Logger
+	TLS credentials.TransportCredentials
+	// Keepalive: the server pings quiet ingress connections too, so a
+	// provider call whose ingress vanished is cancelled, not left running.
+	Keepalive Keepalive
+	Logger    *slog.Logger
 	// OnStream, when set, is told how each stream ended (a gRPC code), for metrics.
 	OnStream func(code codes.Code)
 }
@@ -77,10 +80,12 @@ func (s *Server) GRPCServer() *grpc.Server {
 	if streamCap < s.cfg.MaxStreams {
 		streamCap = math.MaxUint32
 	}
+	ka := s.cfg.Keepalive.orDefault()
 	opts := []grpc.ServerOption{
 		grpc.MaxConcurrentStreams(streamCap),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveMinTime, PermitWithoutStream: true}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: keepaliveTime, Timeout: keepaliveTimeout}),
+		// Below every client's interval, so pings are never too_many_pings.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: serverMinPing, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: ka.Interval, Timeout: ka.Timeout}),
 	}
 	if s.cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(s.cfg.TLS))
