@@ -19,6 +19,7 @@ import (
 	"github.com/llmesh/llmesh/pkg/config"
 	"github.com/llmesh/llmesh/pkg/membership"
 	"github.com/llmesh/llmesh/pkg/node"
+	"github.com/llmesh/llmesh/pkg/proxy"
 )
 
 const testToken = "e2e-tunnel-token"
@@ -207,6 +208,24 @@ func baseURL(n *node.Node) string { return "http://" + n.HTTPAddr() }
 
 // logSink collects every node's log lines for failure reports and for the
 // secret scan.
+// accessLog waits for the access log line that node wrote for the request
+// whose response carried id (the line is written once the response ended).
+func (m *mesh) accessLog(t *testing.T, node string, resp *http.Response) string {
+	t.Helper()
+	id := resp.Header.Get(proxy.HeaderRequestID)
+	var line string
+	eventually(t, 5*time.Second, func() error {
+		for l := range strings.Lines(m.logs.String()) {
+			if strings.Contains(l, "msg=request node="+node+" ") && strings.Contains(l, " id="+id+" ") {
+				line = l
+				return nil
+			}
+		}
+		return fmt.Errorf("no access log line from %s for request %q", node, id)
+	})
+	return line
+}
+
 type logSink struct {
 	mu      sync.Mutex
 	b       strings.Builder

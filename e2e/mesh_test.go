@@ -85,12 +85,19 @@ func TestLoadIsShared(t *testing.T) {
 }
 
 func TestClientHint(t *testing.T) {
-	_, us, hk := standardMesh(t)
+	m, us, hk := standardMesh(t)
 	req := newRequest(t, "GET", baseURL(hk)+"/openai/v1/models", nil)
 	req.Header.Set("X-Mesh-Hint", "weur")
 	resp, body := do(t, req)
 	if resp.StatusCode != 200 || resp.Header.Get("X-Mesh-Egress") != "weur-1" || resp.Header.Get("X-Mesh-Hint") != "weur" {
 		t.Fatalf("status %d egress %q: %s", resp.StatusCode, resp.Header.Get("X-Mesh-Egress"), body)
+	}
+	if line := m.accessLog(t, "hk-1", resp); !strings.Contains(line, "egress=weur-1 reason=client ") {
+		t.Errorf("access log for a client hint: %s", line)
+	}
+	resp, _ = do(t, newRequest(t, "GET", baseURL(hk)+"/openai/v1/models", nil))
+	if line := m.accessLog(t, "hk-1", resp); !strings.Contains(line, "route=egress") || !strings.Contains(line, "reason=rule ") {
+		t.Errorf("access log for a rule: %s", line)
 	}
 	req = newRequest(t, "GET", baseURL(hk)+"/openai/v1/models", nil)
 	req.Header.Set("X-Mesh-Hint", "mars")
@@ -126,11 +133,17 @@ func TestFallback(t *testing.T) {
 	if resp.StatusCode != 200 || resp.Header.Get("X-Mesh-Route") != "direct" {
 		t.Fatalf("fallback direct: %d %v %s", resp.StatusCode, resp.Header, body)
 	}
+	if line := m.accessLog(t, "sg-direct", resp); !strings.Contains(line, "route=direct egress=\"\" reason=fallback-direct ") {
+		t.Errorf("access log for fallback direct: %s", line)
+	}
 
 	// The nearest hint to sam that has a live egress is wnam (enam has none).
 	resp, body = do(t, newRequest(t, "GET", baseURL(nearest)+"/openai/v1/models", nil))
 	if resp.StatusCode != 200 || resp.Header.Get("X-Mesh-Route") != "egress" || resp.Header.Get("X-Mesh-Hint") != "wnam" {
 		t.Fatalf("fallback nearest: %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+	if line := m.accessLog(t, "sg-nearest", resp); !strings.Contains(line, "reason=fallback-nearest ") {
+		t.Errorf("access log for fallback nearest: %s", line)
 	}
 
 	// When the pool comes back, requests use it again.

@@ -115,7 +115,7 @@ func (rt *router) regionTarget(cands []routing.Candidate) (proxy.Target, bool) {
 	if !ok {
 		return proxy.Target{}, false
 	}
-	return proxy.Target{Transport: c, Tunnel: true, Route: "egress", Egress: name, Hint: rt.regionHint, Reroute: "region-block"}, true
+	return proxy.Target{Transport: c, Tunnel: true, Route: "egress", Egress: name, Hint: rt.regionHint, Reroute: "region-block", Reason: "region-block"}, true
 }
 
 func (rt *router) target(d routing.Decision) (proxy.Target, error) {
@@ -126,10 +126,10 @@ func (rt *router) target(d routing.Decision) (proxy.Target, error) {
 				Message: "this ingress has neither tunnel.tls nor tunnel.insecure: true, so it will not tunnel requests in plaintext"}
 		}
 		if c, ok := rt.node.pool.Get(d.Egress); ok {
-			return proxy.Target{Transport: c, Tunnel: true, Route: "egress", Egress: d.Egress, Hint: d.Hint}, nil
+			return proxy.Target{Transport: c, Tunnel: true, Route: "egress", Egress: d.Egress, Hint: d.Hint, Reason: d.Reason}, nil
 		}
 	case routing.Direct:
-		return proxy.Target{Route: "direct"}, nil
+		return proxy.Target{Route: "direct", Reason: d.Reason}, nil
 	}
 	return proxy.Target{}, &provider.Error{Status: http.StatusServiceUnavailable, Code: "no_egress",
 		Message: "no live egress node for location hint " + strconv.Quote(d.Wanted) + " (routing.fallback: " + string(rt.policy.Fallback) + ")"}

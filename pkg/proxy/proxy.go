@@ -47,6 +47,10 @@ type Target struct {
 	// Reroute, when set, is the X-Mesh-Reroute value: why this request did
 	// not take its normal route ("region-block").
 	Reroute string
+	// Reason says why the router chose this target, for the access log:
+	// "rule", "client", "no-rule", "fallback-direct", "fallback-nearest",
+	// "region-block".
+	Reason string
 }
 
 // Router picks the Target of a request. It returns a *provider.Error to
@@ -156,7 +160,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		h.cfg.Metrics.Observe(name, route, sw.code(), time.Since(start))
 		h.log.Info("request", "id", id, "method", r.Method, "provider", name, "route", route,
-			"egress", ex.egress(), "status", sw.code(), "bytes", sw.bytes, "duration", time.Since(start).Round(time.Millisecond))
+			"egress", ex.egress(), "reason", ex.reason(), "status", sw.code(), "bytes", sw.bytes, "duration", time.Since(start).Round(time.Millisecond))
 	}()
 
 	if max := h.cfg.MaxInFlight; max > 0 {
@@ -228,6 +232,13 @@ func (ex *exchange) egress() string {
 		return ""
 	}
 	return ex.target.Egress
+}
+
+func (ex *exchange) reason() string {
+	if ex == nil {
+		return ""
+	}
+	return ex.target.Reason
 }
 
 // styleOf is the error shape for r: its provider's, even when the request

@@ -61,7 +61,7 @@ type Decision struct {
 	Wanted string // hint the rules (or the client) asked for; "" when direct by rule
 	Hint   string // hint of the chosen egress (differs from Wanted after a nearest fallback)
 	Egress string // chosen egress node name
-	Reason string // why, for logs and X-Mesh-Route diagnostics: "rule", "client", "fallback-direct", "fallback-nearest", "no-rule"
+	Reason string // why, for the access log: "rule", "client", "fallback-direct", "fallback-nearest", "no-rule"
 }
 
 // ErrUnknownHint is returned for a client hint that is not a location hint.
