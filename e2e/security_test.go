@@ -430,10 +430,31 @@ func TestLimits(t *testing.T) {
 		c.HTTP.MaxInFlight = 1
 		c.HTTP.MaxHeaderBytes = 4 << 10
 	}})
+	// Just over the limit: 431 in the provider's shape, nothing sent on.
+	for _, c := range []struct{ path, style string }{
+		{"/openai/v1/models", "openai"},
+		{"/anthropic/v1/messages", "anthropic"},
+		{"/gemini/v1beta/models", "gemini"},
+	} {
+		req := newRequest(t, "GET", baseURL(n)+c.path, nil)
+		req.Header.Set("X-Big", strings.Repeat("a", 5<<10))
+		resp, body := do(t, req)
+		wantError(t, resp, body, 431, "header_too_large", c.style)
+	}
+	// Far over it, Go's server refuses before any handler runs (plain text).
 	req := newRequest(t, "GET", baseURL(n)+"/openai/v1/models", nil)
 	req.Header.Set("X-Big", strings.Repeat("a", 64<<10))
 	if resp, _ := do(t, req); resp.StatusCode != 431 {
 		t.Fatalf("oversized header: %d, want 431", resp.StatusCode)
+	}
+	// At the limit's edge, a head that fits still goes through.
+	req = newRequest(t, "GET", baseURL(n)+"/openai/v1/models", nil)
+	req.Header.Set("X-Fits", strings.Repeat("a", 3<<10))
+	if resp, body := do(t, req); resp.StatusCode != 200 {
+		t.Fatalf("a head under the limit: %d %s", resp.StatusCode, body)
+	}
+	if got := m.provider.Stats().Requests; got != 1 {
+		t.Fatalf("the provider saw %d requests, want only the one that fit", got)
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())

@@ -125,6 +125,7 @@ func Start(cfg *config.Config, log *slog.Logger, opts Options) (_ *Node, err err
 			Logger:         log,
 			AccessKeys:     accessKeys,
 			MaxInFlight:    cfg.HTTP.MaxInFlight,
+			MaxHeaderBytes: cfg.HTTP.MaxHeaderBytes,
 			RetryBodyBytes: cfg.Routing.RetryBodyBytes,
 			RegionReroute:  cfg.Routing.OnRegionBlock != "",
 			SSEKeepalive:   cfg.HTTP.SSEKeepalive,
@@ -151,13 +152,24 @@ func Start(cfg *config.Config, log *slog.Logger, opts Options) (_ *Node, err err
 	return n, nil
 }
 
+// serverHeaderBytes is the http.Server's own header limit: twice the
+// configured one, so heads just over http.max_header_bytes reach the proxy,
+// which answers 431 in the provider's JSON shape; only heads beyond this get
+// Go's plain-text 431, read no further.
+func serverHeaderBytes(limit int) int {
+	if limit <= 0 {
+		return 0 // Go's default, 1 MiB
+	}
+	return 2 * limit
+}
+
 // serveHTTP serves h on ln. No WriteTimeout: it would cut long generations.
 func (n *Node) serveHTTP(name string, ln net.Listener, h http.Handler) *http.Server {
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: n.cfg.HTTP.ReadHeaderTimeout,
 		IdleTimeout:       n.cfg.HTTP.IdleTimeout,
-		MaxHeaderBytes:    n.cfg.HTTP.MaxHeaderBytes,
+		MaxHeaderBytes:    serverHeaderBytes(n.cfg.HTTP.MaxHeaderBytes),
 		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
 	}
 	srv.Protocols = new(http.Protocols)
@@ -184,6 +196,9 @@ func (n *Node) startTunnelServer(providers *provider.Registry, transport http.Ro
 		Logger:       n.log,
 		MetricsRoute: "relay",
 		Relay:        true,
+		// The ingress checked the client's head against its own limit; this
+		// one bounds what a tunnel head may carry to the provider.
+		MaxHeaderBytes: cfg.HTTP.MaxHeaderBytes,
 	})
 	n.tunnelSrv = tunnel.NewServer(tunnel.ServerConfig{
 		Handler:    handler,

@@ -86,6 +86,11 @@ type Config struct {
 	Relay bool
 	// MaxInFlight caps proxied requests in flight; more get 503 at once. 0 = no cap.
 	MaxInFlight int
+	// MaxHeaderBytes: a request head (request line and headers) larger than
+	// this gets 431 in the provider's error shape. 0 = no check. Go's server
+	// answers heads beyond its own MaxHeaderBytes with a plain-text 431
+	// before any handler runs, so the node sets that one higher.
+	MaxHeaderBytes int
 	// RetryBodyBytes: request bodies up to this size are kept so the request
 	// can be sent again (failover, region-block rerouting). 0 = never retry.
 	RetryBodyBytes int64
@@ -258,6 +263,10 @@ func (h *Handler) admit(r *http.Request) (*exchange, *provider.Error) {
 	default:
 		return nil, &provider.Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: "method " + strconv.Quote(r.Method) + " is not allowed"}
 	}
+	if max := h.cfg.MaxHeaderBytes; max > 0 && headSize(r) > max {
+		return nil, &provider.Error{Status: http.StatusRequestHeaderFieldsTooLarge, Code: "header_too_large",
+			Message: "request headers exceed the limit of " + strconv.Itoa(max) + " bytes"}
+	}
 	if r.URL.Scheme != "" || r.URL.Host != "" || r.URL.Opaque != "" || r.RequestURI == "*" {
 		return nil, &provider.Error{Status: http.StatusBadRequest, Code: "bad_request_target", Message: "absolute-form request targets are not accepted"}
 	}
@@ -334,6 +343,19 @@ func (h *Handler) authorize(r *http.Request, ex *exchange) *provider.Error {
 	}
 	ex.injectKey = true
 	return nil
+}
+
+// headSize is the size of r's head as HTTP/1.1 sends it: request line,
+// Host and every header line.
+func headSize(r *http.Request) int {
+	n := len(r.Method) + 1 + len(r.RequestURI) + 1 + len(r.Proto) + 2
+	n += len("Host: ") + len(r.Host) + 2
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + 2 + len(v) + 2
+		}
+	}
+	return n + 2
 }
 
 func tooLarge(limit int64) *provider.Error {
