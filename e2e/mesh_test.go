@@ -195,6 +195,8 @@ func TestErrors(t *testing.T) {
 		{"timeout, through the tunnel", hk, "POST", "/anthropic/v1/messages", `{"model":"m"}`, map[string]string{"X-Fake-Header-Delay": "5s", "X-Mesh-Hint": "oc", "Anthropic-Version": "2023-06-01", "X-Api-Key": "k"}, 504, "upstream_timeout", "anthropic"},
 		{"wrong tunnel token", badToken, "GET", "/gemini/v1beta/models", "", nil, 502, "tunnel_unauthenticated", "gemini"},
 		{"body too large", small, "POST", "/anthropic/v1/messages", big, nil, 413, "body_too_large", "anthropic"},
+		{"websocket upgrade, direct", us, "GET", "/openai/v1/realtime?model=m", "", map[string]string{"Connection": "Upgrade", "Upgrade": "websocket"}, 501, "websocket_not_supported", "openai"},
+		{"websocket upgrade, gemini shape", hk, "GET", "/gemini/v1beta/models", "", map[string]string{"Connection": "Upgrade", "Upgrade": "WebSocket"}, 501, "websocket_not_supported", "gemini"},
 		{"no provider route on egress", m.nodes["wnam-1"], "GET", "/openai/v1/models", "", nil, 404, "not_found", "openai"},
 	}
 	for _, tc := range tests {

@@ -123,7 +123,7 @@ func geminiStatus(status int) string {
 		return "PERMISSION_DENIED"
 	case http.StatusNotFound:
 		return "NOT_FOUND"
-	case http.StatusMethodNotAllowed:
+	case http.StatusMethodNotAllowed, http.StatusNotImplemented:
 		return "UNIMPLEMENTED"
 	case http.StatusTooManyRequests:
 		return "RESOURCE_EXHAUSTED"

@@ -263,6 +263,13 @@ func (h *Handler) admit(r *http.Request) (*exchange, *provider.Error) {
 	default:
 		return nil, &provider.Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: "method " + strconv.Quote(r.Method) + " is not allowed"}
 	}
+	// Go's ReverseProxy would switch protocols on a 101, but the tunnel
+	// carries HTTP exchanges, not raw connections: say so rather than strip
+	// Upgrade and leave the provider to answer a plain GET.
+	if wantsWebSocket(r.Header) {
+		return nil, &provider.Error{Status: http.StatusNotImplemented, Code: "websocket_not_supported",
+			Message: "WebSocket upgrades (such as the Realtime API) are not proxied by this mesh; use the HTTP endpoints"}
+	}
 	if max := h.cfg.MaxHeaderBytes; max > 0 && headSize(r) > max {
 		return nil, &provider.Error{Status: http.StatusRequestHeaderFieldsTooLarge, Code: "header_too_large",
 			Message: "request headers exceed the limit of " + strconv.Itoa(max) + " bytes"}
@@ -343,6 +350,19 @@ func (h *Handler) authorize(r *http.Request, ex *exchange) *provider.Error {
 	}
 	ex.injectKey = true
 	return nil
+}
+
+// wantsWebSocket reports whether an Upgrade header asks for websocket.
+func wantsWebSocket(h http.Header) bool {
+	for _, v := range h.Values("Upgrade") {
+		for proto := range strings.SplitSeq(v, ",") {
+			name, _, _ := strings.Cut(strings.TrimSpace(proto), "/")
+			if strings.EqualFold(name, "websocket") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // headSize is the size of r's head as HTTP/1.1 sends it: request line,
