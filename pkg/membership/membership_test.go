@@ -309,15 +309,21 @@ func isolated(t *testing.T, intruder *Membership, good ...*Membership) {
 	}
 }
 
-func TestEncryption(t *testing.T) {
-	t.Parallel()
+// keyedPair starts two members a and b that share a gossip key.
+func keyedPair(t *testing.T) (a, b *Membership) {
+	t.Helper()
 	key := bytes.Repeat([]byte{7}, 32)
 	cfgA := testConfig("a", Meta{})
 	cfgA.Key = key
-	a := start(t, cfgA)
+	a = start(t, cfgA)
 	cfgB := testConfig("b", Meta{}, a.LocalAddr())
 	cfgB.Key = key
-	b := start(t, cfgB)
+	return a, start(t, cfgB)
+}
+
+func TestEncryption(t *testing.T) {
+	t.Parallel()
+	a, b := keyedPair(t)
 	cfgX := testConfig("x", Meta{}, a.LocalAddr(), b.LocalAddr())
 	cfgX.Key = bytes.Repeat([]byte{8}, 16)
 	x := start(t, cfgX)
@@ -468,13 +474,7 @@ func TestLogBridge(t *testing.T) {
 
 func TestMissingKeyIsIsolated(t *testing.T) {
 	t.Parallel()
-	key := bytes.Repeat([]byte{7}, 32)
-	cfgA := testConfig("a", Meta{})
-	cfgA.Key = key
-	a := start(t, cfgA)
-	cfgB := testConfig("b", Meta{}, a.LocalAddr())
-	cfgB.Key = key
-	b := start(t, cfgB)
+	a, b := keyedPair(t)
 	x := start(t, testConfig("x", Meta{}, a.LocalAddr(), b.LocalAddr())) // no key at all
 	isolated(t, x, a, b)
 }

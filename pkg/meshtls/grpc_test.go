@@ -59,12 +59,7 @@ func check(ctx context.Context, c healthpb.HealthClient) (*big.Int, error) {
 func TestGRPC(t *testing.T) {
 	ca := newTestCA(t, "mesh CA")
 	var logs logBuffer
-	certPEM, keyPEM := ca.issueValid(t, egressID)
-	files := writeFiles(t, t.TempDir(), egressID.Name, certPEM, keyPEM, ca.certPEM)
-	egress, err := Load(files, testLogger(t, &logs))
-	if err != nil {
-		t.Fatal(err)
-	}
+	egress, files := newLoggedStore(t, ca, egressID, &logs)
 	ingress, _ := newStore(t, ca, ingressID)
 	addr := grpcEgress(t, egress)
 
@@ -98,8 +93,7 @@ func TestGRPC(t *testing.T) {
 	})
 
 	t.Run("reload keeps the live connection", func(t *testing.T) {
-		certPEM, keyPEM := ca.issueValid(t, egressID)
-		writeFiles(t, dirOf(files), egressID.Name, certPEM, keyPEM, ca.certPEM)
+		certPEM := ca.renew(t, files, egressID)
 		if err := egress.Reload(); err != nil {
 			t.Fatal(err)
 		}

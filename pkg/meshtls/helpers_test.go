@@ -77,24 +77,45 @@ func writeFiles(t testing.TB, dir, name string, certPEM, keyPEM, caPEM []byte) F
 		Key:  filepath.Join(dir, name+"-key.pem"),
 		CA:   filepath.Join(dir, name+"-ca.pem"),
 	}
+	putFiles(t, f, certPEM, keyPEM, caPEM)
+	return f
+}
+
+// putFiles replaces the files f names, as an operator updating them would.
+func putFiles(t testing.TB, f Files, certPEM, keyPEM, caPEM []byte) {
+	t.Helper()
 	for p, b := range map[string][]byte{f.Cert: certPEM, f.Key: keyPEM, f.CA: caPEM} {
 		if err := replace(p, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return f
 }
 
 // newStore issues a valid certificate for id and loads it.
 func newStore(t testing.TB, ca *testCA, id Identity) (*Store, Files) {
 	t.Helper()
+	return newLoggedStore(t, ca, id, nil)
+}
+
+// newLoggedStore is newStore with the store's logs going to w as well.
+func newLoggedStore(t testing.TB, ca *testCA, id Identity, w io.Writer) (*Store, Files) {
+	t.Helper()
 	certPEM, keyPEM := ca.issueValid(t, id)
 	f := writeFiles(t, t.TempDir(), id.Name, certPEM, keyPEM, ca.certPEM)
-	s, err := Load(f, testLogger(t, nil))
+	s, err := Load(f, testLogger(t, w))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s, f
+}
+
+// renew issues a new valid certificate for id into the files f names and
+// returns it.
+func (ca *testCA) renew(t testing.TB, f Files, id Identity) (certPEM []byte) {
+	t.Helper()
+	certPEM, keyPEM := ca.issueValid(t, id)
+	putFiles(t, f, certPEM, keyPEM, ca.certPEM)
+	return certPEM
 }
 
 // logBuffer collects log output; handlers write from other goroutines.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -67,8 +66,7 @@ func TestReloadKeepsLiveConnections(t *testing.T) {
 	oldSerial := serialOf(t, live)
 
 	// Same node, new certificate: new serial.
-	certPEM, keyPEM := ca.issueValid(t, egressID)
-	writeFiles(t, dirOf(files), egressID.Name, certPEM, keyPEM, ca.certPEM)
+	ca.renew(t, files, egressID)
 	if err := egress.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -84,8 +82,7 @@ func TestReloadKeepsLiveConnections(t *testing.T) {
 	// New identity: an ingress still expecting the old name is refused on
 	// new handshakes; the live connection is untouched.
 	moved := Identity{Role: RoleEgress, Hint: "weur", Name: "wnam-1"}
-	certPEM, keyPEM = ca.issueValid(t, moved)
-	writeFiles(t, dirOf(files), egressID.Name, certPEM, keyPEM, ca.certPEM)
+	ca.renew(t, files, moved)
 	if err := egress.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -131,8 +128,7 @@ func TestReloadBrokenKeepsOld(t *testing.T) {
 				t.Error("a failed reload changed the served certificate")
 			}
 			// Restore for the next case.
-			c, k := ca.issueValid(t, egressID)
-			writeFiles(t, dirOf(files), egressID.Name, c, k, ca.certPEM)
+			ca.renew(t, files, egressID)
 			if err := egress.Reload(); err != nil {
 				t.Fatal(err)
 			}
@@ -146,12 +142,7 @@ func TestReloadBrokenKeepsOld(t *testing.T) {
 func TestWatch(t *testing.T) {
 	ca := newTestCA(t, "mesh CA")
 	var logs logBuffer
-	certPEM, keyPEM := ca.issueValid(t, egressID)
-	files := writeFiles(t, t.TempDir(), egressID.Name, certPEM, keyPEM, ca.certPEM)
-	egress, err := Load(files, testLogger(t, &logs))
-	if err != nil {
-		t.Fatal(err)
-	}
+	egress, files := newLoggedStore(t, ca, egressID, &logs)
 	ingress, _ := newStore(t, ca, ingressID)
 	addr := echoServer(t, egress.ServerConfig(RoleIngress))
 	live := dialEcho(t, addr, ingress.ClientConfig(egressID))
@@ -166,9 +157,7 @@ func TestWatch(t *testing.T) {
 		return serialOf(t, dialEcho(t, addr, ingress.ClientConfig(egressID))).String()
 	}
 
-	certPEM, keyPEM = ca.issueValid(t, egressID)
-	writeFiles(t, dirOf(files), egressID.Name, certPEM, keyPEM, ca.certPEM)
-	second, _ := parseCertPEM(certPEM)
+	second, _ := parseCertPEM(ca.renew(t, files, egressID))
 	eventually(t, "the watched certificate to be served", func() bool { return serving() == second.SerialNumber.String() })
 	ping(t, live, "after watch reload")
 	if serialOf(t, live).Cmp(first) != 0 {
@@ -181,9 +170,7 @@ func TestWatch(t *testing.T) {
 		t.Fatalf("serving %s after a broken update, want the previous %s", got, second.SerialNumber)
 	}
 
-	certPEM, keyPEM = ca.issueValid(t, egressID)
-	writeFiles(t, dirOf(files), egressID.Name, certPEM, keyPEM, ca.certPEM)
-	third, _ := parseCertPEM(certPEM)
+	third, _ := parseCertPEM(ca.renew(t, files, egressID))
 	eventually(t, "the fixed certificate to be served", func() bool { return serving() == third.SerialNumber.String() })
 	if strings.Contains(logs.String(), "PRIVATE KEY") {
 		t.Error("key material in the logs")
@@ -219,14 +206,13 @@ func TestWatchReportsOnce(t *testing.T) {
 	if n := count("reload failed"); n != 2 {
 		t.Errorf("two broken states were reported %d times, want 2:\n%s", n, logs.String())
 	}
-	writeFiles(t, dirOf(files), egressID.Name, certPEM, keyPEM, ca.certPEM) // back as loaded
+	putFiles(t, files, certPEM, keyPEM, ca.certPEM) // back as loaded
 	w.poll()
 	if count("reloaded") != 0 || count("reload failed") != 2 {
 		t.Errorf("restoring the loaded files reloaded or failed:\n%s", logs.String())
 	}
 	// Reload on demand (SIGHUP) is not repeated by the watcher.
-	certPEM, keyPEM = ca.issueValid(t, egressID)
-	writeFiles(t, dirOf(files), egressID.Name, certPEM, keyPEM, ca.certPEM)
+	ca.renew(t, files, egressID)
 	if err := s.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -237,8 +223,6 @@ func TestWatchReportsOnce(t *testing.T) {
 	}
 }
 
-func dirOf(f Files) string { return filepath.Dir(f.Cert) }
-
 func TestRequireRefusesAnotherIdentityOnReload(t *testing.T) {
 	ca := newTestCA(t, "test CA")
 	s, files := newStore(t, ca, Identity{Role: RoleEgress, Hint: "wnam", Name: "e1"})
@@ -248,8 +232,7 @@ func TestRequireRefusesAnotherIdentityOnReload(t *testing.T) {
 		}
 		return nil
 	})
-	certPEM, keyPEM := ca.issueValid(t, Identity{Role: RoleEgress, Hint: "wnam", Name: "e2"})
-	writeFiles(t, filepath.Dir(files.Cert), "e1", certPEM, keyPEM, ca.certPEM)
+	ca.renew(t, files, Identity{Role: RoleEgress, Hint: "wnam", Name: "e2"})
 	if err := s.Reload(); err == nil || s.Identity().Name != "e1" {
 		t.Fatalf("Reload = %v, identity %s: want a refusal keeping e1", err, s.Identity())
 	}

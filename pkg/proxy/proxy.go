@@ -164,8 +164,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// logged and counted too.
 	defer func() {
 		h.cfg.Metrics.Observe(name, route, sw.code(), time.Since(start))
+		chosen := ex.chosen()
 		h.log.Info("request", "id", id, "method", r.Method, "provider", name, "route", route,
-			"egress", ex.egress(), "reason", ex.reason(), "status", sw.code(), "bytes", sw.bytes, "duration", time.Since(start).Round(time.Millisecond))
+			"egress", chosen.Egress, "reason", chosen.Reason, "status", sw.code(), "bytes", sw.bytes, "duration", time.Since(start).Round(time.Millisecond))
 	}()
 
 	if max := h.cfg.MaxInFlight; max > 0 {
@@ -232,18 +233,12 @@ func (h *Handler) prepare(r *http.Request, ex *exchange) *provider.Error {
 	return &provider.Error{Status: http.StatusBadRequest, Code: "bad_request_body", Message: "could not read the request body"}
 }
 
-func (ex *exchange) egress() string {
+// chosen is the target the router picked; zero before admission.
+func (ex *exchange) chosen() Target {
 	if ex == nil {
-		return ""
+		return Target{}
 	}
-	return ex.target.Egress
-}
-
-func (ex *exchange) reason() string {
-	if ex == nil {
-		return ""
-	}
-	return ex.target.Reason
+	return ex.target
 }
 
 // styleOf is the error shape for r: its provider's, even when the request

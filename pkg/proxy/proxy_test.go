@@ -23,12 +23,17 @@ type seen struct {
 	body                                string
 }
 
+// record reads r whole and says what the provider saw of it.
+func record(r *http.Request) seen {
+	b, _ := io.ReadAll(r.Body)
+	return seen{r.Method, r.URL.EscapedPath(), r.URL.RawQuery, r.Host, r.Header.Clone(), string(b)}
+}
+
 func TestDirect(t *testing.T) {
 	checkLeaks(t)
 	got := make(chan seen, 1)
 	up := upstream(t, func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		got <- seen{r.Method, r.URL.EscapedPath(), r.URL.RawQuery, r.Host, r.Header.Clone(), string(b)}
+		got <- record(r)
 		h := w.Header()
 		h.Set("Content-Type", "text/event-stream")
 		h.Set("X-Mesh-Route", "forged")

@@ -109,8 +109,7 @@ func TestTunnelledPath(t *testing.T) {
 	checkLeaks(t)
 	got := make(chan seen, 1)
 	up := upstream(t, func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		got <- seen{r.Method, r.URL.EscapedPath(), r.URL.RawQuery, r.Host, r.Header.Clone(), string(b)}
+		got <- record(r)
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.Header().Set("X-Mesh-Route", "forged")
 		w.Write([]byte("data: hi\n\n"))

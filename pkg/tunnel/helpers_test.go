@@ -147,6 +147,18 @@ func newRequest(tb testing.TB, ctx context.Context, method, url string, body io.
 	return req
 }
 
+// get round-trips a GET of url on c and fails the test if it does not get
+// a response; the body is closed when the test ends, if not before.
+func get(t *testing.T, c *Conn, url string) *http.Response {
+	t.Helper()
+	resp, err := c.RoundTrip(newRequest(t, t.Context(), http.MethodGet, url, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
 // closeTracker records whether a request body was closed.
 type closeTracker struct {
 	io.Reader

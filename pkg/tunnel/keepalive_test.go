@@ -114,21 +114,12 @@ func TestKeepaliveDetectsSilentPeer(t *testing.T) {
 	link := startRelay(t, addr)
 	c := dialEgress(t, link.Addr(), DialConfig{Keepalive: Keepalive{Interval: 10 * time.Second, Timeout: time.Second}})
 
-	resp, err := c.RoundTrip(newRequest(t, t.Context(), http.MethodGet, "llmesh://p/quiet", nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	b, err := io.ReadAll(get(t, c, "llmesh://p/quiet").Body)
 	if err != nil || string(b) != "thinking done" {
 		t.Fatalf("quiet stream: %q, %v; want it whole", b, err)
 	}
 
-	resp, err = c.RoundTrip(newRequest(t, t.Context(), http.MethodGet, "llmesh://p/hang", nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp := get(t, c, "llmesh://p/hang")
 	first := make([]byte, len("thinking"))
 	if _, err := io.ReadFull(resp.Body, first); err != nil {
 		t.Fatal(err)

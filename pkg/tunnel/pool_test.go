@@ -98,11 +98,7 @@ func TestPoolRetireWaitsForInflight(t *testing.T) {
 	if !ok {
 		t.Fatal("no conn after Sync")
 	}
-	resp, err := c.RoundTrip(newRequest(t, t.Context(), http.MethodGet, "llmesh://p/x", nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp := get(t, c, "llmesh://p/x")
 	if _, err := io.ReadFull(resp.Body, make([]byte, len("first;"))); err != nil {
 		t.Fatal(err)
 	}

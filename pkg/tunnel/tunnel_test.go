@@ -205,11 +205,7 @@ func TestStreamingIsNotBuffered(t *testing.T) {
 	_, addr := startEgress(t, ServerConfig{Handler: h})
 	c := dialEgress(t, addr, DialConfig{})
 
-	resp, err := c.RoundTrip(newRequest(t, t.Context(), http.MethodGet, "llmesh://p/stream", nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp := get(t, c, "llmesh://p/stream")
 
 	first := make(chan string, 1)
 	go func() {
@@ -403,11 +399,7 @@ func TestHandlerAbortReachesClient(t *testing.T) {
 	}})
 	c := dialEgress(t, addr, DialConfig{})
 
-	resp, err := c.RoundTrip(newRequest(t, t.Context(), http.MethodGet, "llmesh://p/x", nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp := get(t, c, "llmesh://p/x")
 	b, err := io.ReadAll(resp.Body)
 	if err == nil || errors.Is(err, io.EOF) {
 		t.Fatalf("read %q, err %v; want an abort error", b, err)
@@ -472,11 +464,7 @@ func TestMaxStreamsAndDraining(t *testing.T) {
 	srv, addr := startEgress(t, ServerConfig{Handler: h, MaxStreams: 1})
 	c := dialEgress(t, addr, DialConfig{})
 
-	held, err := c.RoundTrip(newRequest(t, t.Context(), http.MethodGet, "llmesh://p/held", nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer held.Body.Close()
+	held := get(t, c, "llmesh://p/held")
 	waitFor(t, 2*time.Second, "the held exchange to be in flight", func() bool { return srv.InFlight() == 1 })
 
 	// The egress refuses at once, on this connection and on another: the
@@ -498,7 +486,7 @@ func TestMaxStreamsAndDraining(t *testing.T) {
 	waitFor(t, 2*time.Second, "the held exchange to end", func() bool { return srv.InFlight() == 0 })
 
 	srv.SetDraining(true)
-	_, err = c.RoundTrip(newRequest(t, t.Context(), http.MethodGet, "llmesh://p/x", nil))
+	_, err := c.RoundTrip(newRequest(t, t.Context(), http.MethodGet, "llmesh://p/x", nil))
 	if !errors.Is(err, ErrUnavailable) {
 		t.Errorf("while draining: %v, want ErrUnavailable", err)
 	}
@@ -569,16 +557,12 @@ func TestClosedConn(t *testing.T) {
 	_, addr := startEgress(t, ServerConfig{Handler: h})
 	c := dialEgress(t, addr, DialConfig{})
 
-	resp, err := c.RoundTrip(newRequest(t, t.Context(), http.MethodGet, "llmesh://p/x", nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp := get(t, c, "llmesh://p/x")
 	if _, err := io.ReadFull(resp.Body, make([]byte, len("partial"))); err != nil {
 		t.Fatal(err)
 	}
 	c.Close()
-	_, err = io.ReadAll(resp.Body)
+	_, err := io.ReadAll(resp.Body)
 	if !errors.Is(err, ErrAborted) || errors.Is(err, context.Canceled) {
 		t.Errorf("read after Close: %v, want ErrAborted", err)
 	}
@@ -644,10 +628,7 @@ func TestCloseBodyEarly(t *testing.T) {
 	})
 	srv, addr := startEgress(t, ServerConfig{Handler: h})
 	c := dialEgress(t, addr, DialConfig{})
-	resp, err := c.RoundTrip(newRequest(t, t.Context(), http.MethodGet, "llmesh://p/endless", nil))
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := get(t, c, "llmesh://p/endless")
 	if _, err := io.ReadFull(resp.Body, make([]byte, 10000)); err != nil {
 		t.Fatal(err)
 	}
@@ -670,10 +651,7 @@ func TestCloseUnblocksRead(t *testing.T) {
 	})
 	_, addr := startEgress(t, ServerConfig{Handler: h})
 	c := dialEgress(t, addr, DialConfig{})
-	resp, err := c.RoundTrip(newRequest(t, t.Context(), http.MethodGet, "llmesh://p/x", nil))
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := get(t, c, "llmesh://p/x")
 	readErr := make(chan error, 1)
 	go func() {
 		_, err := resp.Body.Read(make([]byte, 10))
