@@ -57,7 +57,7 @@ func (rt *router) Route(r *http.Request, p *provider.Provider) (proxy.Target, er
 	if err != nil {
 		return proxy.Target{}, &provider.Error{Status: http.StatusBadRequest, Code: "bad_hint", Message: err.Error()}
 	}
-	if d.Kind == routing.Direct && rt.regionBlocked(p.Name) {
+	if d.Kind == routing.Direct && rt.refusesRegion(p.Name) {
 		if t, ok := rt.regionTarget(cands); ok {
 			return t, nil
 		}
@@ -72,16 +72,16 @@ func (rt *router) Retry(r *http.Request, p *provider.Provider, tried []string) (
 	if err != nil {
 		return proxy.Target{}, false
 	}
-	if d.Kind == routing.Direct && rt.regionBlocked(p.Name) {
+	if d.Kind == routing.Direct && rt.refusesRegion(p.Name) {
 		return proxy.Target{}, false
 	}
 	t, err := rt.target(d)
 	return t, err == nil
 }
 
-// RegionBlocked remembers that p refused this node's region and returns an
+// RegionRefused remembers that p refused this node's region and returns an
 // egress of the rerouting pool.
-func (rt *router) RegionBlocked(r *http.Request, p *provider.Provider) (proxy.Target, bool) {
+func (rt *router) RegionRefused(r *http.Request, p *provider.Provider) (proxy.Target, bool) {
 	if rt.regionHint == "" || rt.plaintext {
 		return proxy.Target{}, false
 	}
@@ -91,7 +91,9 @@ func (rt *router) RegionBlocked(r *http.Request, p *provider.Provider) (proxy.Ta
 	return rt.regionTarget(rt.candidates(nil))
 }
 
-func (rt *router) regionBlocked(name string) bool {
+// refusesRegion reports whether provider name refused this node's region
+// within routing.region_block_ttl.
+func (rt *router) refusesRegion(name string) bool {
 	if rt.regionHint == "" {
 		return false
 	}
@@ -119,12 +121,15 @@ func (rt *router) regionTarget(cands []routing.Candidate) (proxy.Target, bool) {
 }
 
 func (rt *router) target(d routing.Decision) (proxy.Target, error) {
+	// Whether or not an egress looked usable: a plaintext ingress cannot
+	// reach a mutual-TLS egress (so none looks usable), and must not reach
+	// any other. Saying no_egress would send the operator to debug gossip.
+	if d.Kind != routing.Direct && rt.plaintext {
+		return proxy.Target{}, &provider.Error{Status: http.StatusBadGateway, Code: "tunnel_insecure",
+			Message: "this ingress has neither tunnel.tls nor tunnel.insecure: true, so it will not tunnel requests in plaintext"}
+	}
 	switch d.Kind {
 	case routing.Egress:
-		if rt.plaintext {
-			return proxy.Target{}, &provider.Error{Status: http.StatusBadGateway, Code: "tunnel_insecure",
-				Message: "this ingress has neither tunnel.tls nor tunnel.insecure: true, so it will not tunnel requests in plaintext"}
-		}
 		if c, ok := rt.node.pool.Get(d.Egress); ok {
 			return proxy.Target{Transport: c, Tunnel: true, Route: "egress", Egress: d.Egress, Hint: d.Hint, Reason: d.Reason}, nil
 		}

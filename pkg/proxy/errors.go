@@ -31,6 +31,9 @@ func classify(err error) *provider.Error {
 	case errors.Is(err, tunnel.ErrProtocol):
 		return &provider.Error{Status: http.StatusBadGateway, Code: "tunnel_protocol",
 			Message: "the tunnel to the egress failed"}
+	case errors.Is(err, errUnexpectedUpgrade):
+		return &provider.Error{Status: http.StatusBadGateway, Code: "upstream_protocol",
+			Message: "the provider answered 101 Switching Protocols to a request that asked for no upgrade"}
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
 		return &provider.Error{Status: http.StatusGatewayTimeout, Code: "upstream_timeout",
 			Message: "the provider did not answer in time"}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptrace"
 	"net/http/httputil"
 	"net/url"
 	"strconv"
@@ -65,9 +66,9 @@ type Retrier interface {
 	// take (nothing reached the provider); tried names the egress nodes
 	// already tried. false: give up.
 	Retry(r *http.Request, p *provider.Provider, tried []string) (Target, bool)
-	// RegionBlocked records that p refused this node's region and returns
+	// RegionRefused records that p refused this node's region and returns
 	// the egress pool to retry through. false: no rerouting configured.
-	RegionBlocked(r *http.Request, p *provider.Provider) (Target, bool)
+	RegionRefused(r *http.Request, p *provider.Provider) (Target, bool)
 }
 
 // Config configures a Handler.
@@ -141,6 +142,8 @@ type exchange struct {
 	target    Target
 	injectKey bool          // strip the client's credentials, put the provider key in
 	status    *statusWriter // the client's response, for statuses never sent (499)
+	attempts  int           // round trips tried
+	tried     []string      // egress nodes that did not take the request
 }
 
 type exchangeKey struct{}
@@ -163,10 +166,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Deferred, so an aborted stream (panic(http.ErrAbortHandler)) is
 	// logged and counted too.
 	defer func() {
-		h.cfg.Metrics.Observe(name, route, sw.code(), time.Since(start))
+		// The target that served the request: after a failover or a
+		// region-block reroute, not the first one tried.
 		chosen := ex.chosen()
-		h.log.Info("request", "id", id, "method", r.Method, "provider", name, "route", route,
-			"egress", chosen.Egress, "reason", chosen.Reason, "status", sw.code(), "bytes", sw.bytes, "duration", time.Since(start).Round(time.Millisecond))
+		if chosen.Route != "" && route != "rejected" {
+			route = chosen.Route
+		}
+		h.cfg.Metrics.Observe(name, route, sw.code(), time.Since(start))
+		h.log.Info("request", "id", clip(id), "method", clip(r.Method), "provider", name, "route", route,
+			"egress", chosen.Egress, "reason", chosen.Reason, "attempts", ex.tries(), "status", sw.code(), "bytes", sw.bytes,
+			"duration", time.Since(start).Round(time.Millisecond))
 	}()
 
 	if max := h.cfg.MaxInFlight; max > 0 {
@@ -233,12 +242,33 @@ func (h *Handler) prepare(r *http.Request, ex *exchange) *provider.Error {
 	return &provider.Error{Status: http.StatusBadRequest, Code: "bad_request_body", Message: "could not read the request body"}
 }
 
-// chosen is the target the router picked; zero before admission.
+// chosen is the target that served the request (the last one tried);
+// zero before admission.
 func (ex *exchange) chosen() Target {
 	if ex == nil {
 		return Target{}
 	}
 	return ex.target
+}
+
+// tries is the number of round trips made for the request.
+func (ex *exchange) tries() int {
+	if ex == nil {
+		return 0
+	}
+	return ex.attempts
+}
+
+// maxLoggedField bounds a client-supplied string in a log line or an error
+// message: the client, not the operator, would choose its size.
+const maxLoggedField = 64
+
+// clip shortens s to maxLoggedField bytes, saying how long it was.
+func clip(s string) string {
+	if len(s) <= maxLoggedField {
+		return s
+	}
+	return s[:maxLoggedField] + "...(" + strconv.Itoa(len(s)) + " bytes)"
 }
 
 // styleOf is the error shape for r: its provider's, even when the request
@@ -253,10 +283,15 @@ func (h *Handler) styleOf(r *http.Request) provider.Style {
 
 // admit validates r and routes it. Every refusal is a *provider.Error.
 func (h *Handler) admit(r *http.Request) (*exchange, *provider.Error) {
+	// The head's size first: everything after may quote part of it.
+	if max := h.cfg.MaxHeaderBytes; max > 0 && headSize(r) > max {
+		return nil, &provider.Error{Status: http.StatusRequestHeaderFieldsTooLarge, Code: "header_too_large",
+			Message: "request headers exceed the limit of " + strconv.Itoa(max) + " bytes"}
+	}
 	switch r.Method {
 	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodHead, http.MethodOptions:
 	default:
-		return nil, &provider.Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: "method " + strconv.Quote(r.Method) + " is not allowed"}
+		return nil, &provider.Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: "method " + strconv.Quote(clip(r.Method)) + " is not allowed"}
 	}
 	// Go's ReverseProxy would switch protocols on a 101, but the tunnel
 	// carries HTTP exchanges, not raw connections: say so rather than strip
@@ -264,10 +299,6 @@ func (h *Handler) admit(r *http.Request) (*exchange, *provider.Error) {
 	if wantsWebSocket(r.Header) {
 		return nil, &provider.Error{Status: http.StatusNotImplemented, Code: "websocket_not_supported",
 			Message: "WebSocket upgrades (such as the Realtime API) are not proxied by this mesh; use the HTTP endpoints"}
-	}
-	if max := h.cfg.MaxHeaderBytes; max > 0 && headSize(r) > max {
-		return nil, &provider.Error{Status: http.StatusRequestHeaderFieldsTooLarge, Code: "header_too_large",
-			Message: "request headers exceed the limit of " + strconv.Itoa(max) + " bytes"}
 	}
 	if r.URL.Scheme != "" || r.URL.Host != "" || r.URL.Opaque != "" || r.RequestURI == "*" {
 		return nil, &provider.Error{Status: http.StatusBadRequest, Code: "bad_request_target", Message: "absolute-form request targets are not accepted"}
@@ -284,7 +315,7 @@ func (h *Handler) admit(r *http.Request) (*exchange, *provider.Error) {
 	p, ok := h.cfg.Providers.Get(name)
 	if !ok {
 		return nil, &provider.Error{Status: http.StatusNotFound, Code: "unknown_provider",
-			Message: "unknown provider " + strconv.Quote(name) + "; this mesh serves " + strings.Join(h.cfg.Providers.Names(), ", ")}
+			Message: "unknown provider " + strconv.Quote(clip(name)) + "; this mesh serves " + strings.Join(h.cfg.Providers.Names(), ", ")}
 	}
 	ex := &exchange{provider: p, rest: rest}
 	if perr := h.authorize(r, ex); perr != nil {
@@ -403,51 +434,105 @@ func (h *Handler) retries(ex *exchange) bool {
 // body was not kept is never sent twice.
 func (h *Handler) roundTrip(req *http.Request) (*http.Response, error) {
 	ex := exchangeFrom(req.Context())
-	retrier, _ := h.cfg.Router.(Retrier)
-	var tried []string
-	for attempt := 1; ; attempt++ {
-		resp, err := h.transport(ex.target).RoundTrip(req)
-		var next Target
-		switch {
-		case err != nil:
-			var ns *tunnel.NotSentError
-			if retrier == nil || !errors.As(err, &ns) || req.Context().Err() != nil || attempt >= maxAttempts {
-				return nil, err
-			}
-			tried = append(tried, ns.Egress)
-			var ok bool
-			if next, ok = retrier.Retry(req, ex.provider, tried); !ok {
-				return nil, err
-			}
-			h.log.Info("retrying elsewhere: the egress did not take the request", "id", tunnel.RequestID(req.Context()),
-				"failed", ns.Egress, "next", next.Egress, "route", next.Route, "err", Scrub(err))
-		case h.cfg.RegionReroute && retrier != nil && ex.target.Route == "direct" && attempt == 1:
-			blocked, body := regionBlocked(resp, ex.provider.Style)
-			if !blocked {
-				return body, nil
-			}
-			var ok bool
-			if next, ok = retrier.RegionBlocked(req, ex.provider); !ok {
-				return body, nil
-			}
-			if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
-				return body, nil // the body is gone: the refusal is the answer
-			}
-			body.Body.Close()
-			h.log.Info("provider refused this region: rerouting", "id", tunnel.RequestID(req.Context()),
-				"provider", ex.provider.Name, "hint", next.Hint, "egress", next.Egress)
-		default:
-			return resp, nil
+	for {
+		ex.attempts++
+		out := h.try(req, ex)
+		next, ok := h.nextTarget(req, ex, out)
+		if !ok {
+			return out.resp, out.err
 		}
+		// Replay before discarding: when the body cannot be sent again, the
+		// answer already in hand is the client's.
 		again, ok := replay(req, ex, next)
 		if !ok {
-			if err != nil {
-				return nil, err
-			}
-			return resp, nil
+			return out.resp, out.err
 		}
+		out.discard()
 		ex.target, req = next, again
 	}
+}
+
+// outcome is what one attempt returned.
+type outcome struct {
+	resp *http.Response
+	err  error
+	// regionRefused: the provider refused this node's region, read from the
+	// start of resp's body (which still reads whole).
+	regionRefused bool
+}
+
+func (o outcome) discard() {
+	if o.resp != nil {
+		o.resp.Body.Close()
+	}
+}
+
+// errUnexpectedUpgrade answers a 101 to a request that asked for no upgrade
+// (the mesh forwards none): passed on, it would turn the client's connection
+// into a raw byte pipe.
+var errUnexpectedUpgrade = errors.New("the upstream switched protocols unasked")
+
+// try sends req to ex.target once.
+func (h *Handler) try(req *http.Request, ex *exchange) outcome {
+	// The mesh drops 1xx responses on both paths (the tunnel never carries
+	// them): forwarded by the ReverseProxy, a 103's headers would reach the
+	// client unfiltered and the mesh's own headers would be cleared with them.
+	req = req.WithContext(withoutClientTrace{req.Context()})
+	resp, err := h.transport(ex.target).RoundTrip(req)
+	if err != nil {
+		return outcome{err: err}
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		resp.Body.Close()
+		return outcome{err: errUnexpectedUpgrade}
+	}
+	if h.cfg.RegionReroute && ex.target.Route == "direct" {
+		refused, resp := peekRegionRefusal(resp, ex.provider.Style)
+		return outcome{resp: resp, regionRefused: refused}
+	}
+	return outcome{resp: resp}
+}
+
+// nextTarget decides whether and where a request goes again after out:
+// only when the provider certainly did not take it (an egress did not
+// accept the stream) or refused this node's region, within maxAttempts, and
+// while the client is still waiting.
+func (h *Handler) nextTarget(req *http.Request, ex *exchange, out outcome) (Target, bool) {
+	retrier, _ := h.cfg.Router.(Retrier)
+	if retrier == nil || ex.attempts >= maxAttempts || req.Context().Err() != nil {
+		return Target{}, false
+	}
+	id := tunnel.RequestID(req.Context())
+	var ns *tunnel.NotSentError
+	switch {
+	case errors.As(out.err, &ns):
+		ex.tried = append(ex.tried, ns.Egress)
+		next, ok := retrier.Retry(req, ex.provider, ex.tried)
+		if ok {
+			h.log.Info("retrying elsewhere: the egress did not take the request", "id", id,
+				"failed", ns.Egress, "next", next.Egress, "route", next.Route, "err", Scrub(out.err))
+		}
+		return next, ok
+	case out.regionRefused:
+		next, ok := retrier.RegionRefused(req, ex.provider)
+		if ok {
+			h.log.Info("provider refused this region: rerouting", "id", id,
+				"provider", ex.provider.Name, "hint", next.Hint, "egress", next.Egress)
+		}
+		return next, ok
+	}
+	return Target{}, false
+}
+
+// withoutClientTrace hides any httptrace.ClientTrace from the transport; see try.
+type withoutClientTrace struct{ context.Context }
+
+func (c withoutClientTrace) Value(key any) any {
+	v := c.Context.Value(key)
+	if _, ok := v.(*httptrace.ClientTrace); ok {
+		return nil
+	}
+	return v
 }
 
 func (h *Handler) transport(t Target) http.RoundTripper {
@@ -520,9 +605,9 @@ func keepForReplay(r *http.Request, limit int64) error {
 // region refusal.
 const regionProbeBytes = 64 << 10
 
-// regionBlocked reads the start of a 400 or 403 response and reports whether
-// it is a region refusal. The returned response reads the same bytes.
-func regionBlocked(resp *http.Response, style provider.Style) (bool, *http.Response) {
+// peekRegionRefusal reads the start of a 400 or 403 response and reports
+// whether it is a region refusal. The returned response reads the same bytes.
+func peekRegionRefusal(resp *http.Response, style provider.Style) (bool, *http.Response) {
 	if resp.StatusCode != http.StatusForbidden && resp.StatusCode != http.StatusBadRequest {
 		return false, resp
 	}

@@ -30,7 +30,7 @@ func (r *retrier) Retry(_ *http.Request, _ *provider.Provider, tried []string) (
 	return r.second, true
 }
 
-func (r *retrier) RegionBlocked(*http.Request, *provider.Provider) (Target, bool) {
+func (r *retrier) RegionRefused(*http.Request, *provider.Provider) (Target, bool) {
 	return r.second, true
 }
 
