@@ -133,7 +133,8 @@ func geminiStatus(status int) string {
 func (d dialect) refuseRegion(w http.ResponseWriter) {
 	switch d {
 	case anthropic:
-		writeJSON(w, http.StatusForbidden, obj{"type": "error", "error": obj{"type": "forbidden", "message": "Request not allowed"}})
+		// Anthropic's refusal lacks the API's {"type":"error"} envelope.
+		writeJSON(w, http.StatusForbidden, obj{"error": obj{"type": "forbidden", "message": "Request not allowed"}})
 	case gemini:
 		writeJSON(w, http.StatusBadRequest, obj{"error": obj{"code": 400, "message": "User location is not supported for the API use.", "status": "FAILED_PRECONDITION"}})
 	default:

@@ -148,7 +148,7 @@ func TestRetryNeverAfterAcceptance(t *testing.T) {
 // reaches the client as it is.
 func TestRegionRefusalReroutesWithoutTheRealKey(t *testing.T) {
 	checkLeaks(t)
-	refusal := `{"error":{"code":"unsupported_country_region_territory","message":"Country, region, or territory not supported"}}`
+	refusal := `{"error":{"code":"unsupported_country_region_territory","message":"Country, region, or territory not supported","param":null,"type":"request_forbidden"}}`
 	blocked := upstream(t, func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
