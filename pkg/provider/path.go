@@ -26,9 +26,12 @@ type Path struct {
 
 // SplitPath splits an escaped request path "/{provider}/{rest}" into the
 // provider name and the rest, refusing anything that could make the upstream
-// URL point elsewhere than below the provider's base path: dot segments (also
-// percent-encoded), empty segments, encoded '/' or '\', backslashes, control
-// characters and malformed escapes. A trailing slash is kept.
+// URL point elsewhere than below the provider's base path, for us or for a
+// server behind the provider that reads paths more loosely: dot segments
+// (also percent-encoded, or followed by ';' parameters as in "..;"), empty
+// segments, encoded '/' or '\', backslashes, control characters, malformed
+// escapes and a '%' left after decoding (double encoding, "%252e"). A
+// trailing slash is kept.
 func SplitPath(escaped string) (name string, rest Path, err error) {
 	if escaped == "" || escaped[0] != '/' {
 		return "", Path{}, badPath("path must start with /")
@@ -71,10 +74,17 @@ func SplitPath(escaped string) (name string, rest Path, err error) {
 	return name, Path{Path: decoded.String(), RawPath: "/" + raw}, nil
 }
 
+// checkSegment checks one decoded path segment.
 func checkSegment(dec string) error {
-	switch dec {
+	// Servers that honour path parameters (Tomcat, Jetty, Spring) drop
+	// everything from ';' to the end of the segment: "..;x" is "..".
+	switch base, _, _ := strings.Cut(dec, ";"); base {
 	case ".", "..":
 		return badPath("dot segment")
+	case "":
+		if dec != "" {
+			return badPath("empty path segment before ';'")
+		}
 	}
 	for i := 0; i < len(dec); i++ {
 		switch c := dec[i]; {
@@ -82,6 +92,13 @@ func checkSegment(dec string) error {
 			return badPath("encoded slash or backslash")
 		case c < 0x20 || c == 0x7f:
 			return badPath("control character in path")
+		case c == '%':
+			// A server that decodes twice would read "%2e", "%2f", "%5c",
+			// "%25" (or IIS's "%u002e") here as the character itself. No
+			// provider path needs a literal '%' (model names, file and batch
+			// ids, Gemini's "models/x:generateContent" never hold one), so
+			// any '%' is refused rather than a list of escapes.
+			return badPath("percent sign after decoding (double encoding)")
 		}
 	}
 	return nil

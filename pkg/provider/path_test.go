@@ -19,6 +19,15 @@ func TestSplitPath(t *testing.T) {
 		{"/openai/v1/x@evil.com", "openai", "/v1/x@evil.com", "/v1/x@evil.com"},
 		{"/openai/v1/...", "openai", "/v1/...", "/v1/..."},
 		{"/openai/v1/a%3Fb", "openai", "/v1/a?b", "/v1/a%3Fb"},
+		// Real provider paths: fine-tuned model names, ids, Gemini methods.
+		{"/openai/v1/models/ft:gpt-4o-mini-2024-07-18:org:custom:9abc", "openai", "/v1/models/ft:gpt-4o-mini-2024-07-18:org:custom:9abc", "/v1/models/ft:gpt-4o-mini-2024-07-18:org:custom:9abc"},
+		{"/openai/v1/fine_tuning/jobs/ftjob-abc123/events", "openai", "/v1/fine_tuning/jobs/ftjob-abc123/events", "/v1/fine_tuning/jobs/ftjob-abc123/events"},
+		{"/anthropic/v1/messages/batches/msgbatch_01HkcTjaV5uDC8jWR4ZsDV8d/results", "anthropic", "/v1/messages/batches/msgbatch_01HkcTjaV5uDC8jWR4ZsDV8d/results", "/v1/messages/batches/msgbatch_01HkcTjaV5uDC8jWR4ZsDV8d/results"},
+		{"/gemini/v1beta/files/abc-123", "gemini", "/v1beta/files/abc-123", "/v1beta/files/abc-123"},
+		{"/gemini/v1beta/tunedModels/my-model-1:generateContent", "gemini", "/v1beta/tunedModels/my-model-1:generateContent", "/v1beta/tunedModels/my-model-1:generateContent"},
+		// ';' after something else is only a character.
+		{"/openai/v1/a;b", "openai", "/v1/a;b", "/v1/a;b"},
+		{"/openai/v1/...;x", "openai", "/v1/...;x", "/v1/...;x"},
 	}
 	for _, tc := range ok {
 		name, rest, err := SplitPath(tc.in)
@@ -32,10 +41,20 @@ func TestSplitPath(t *testing.T) {
 		"/openai/v1%2fchat", "/openai/v1%2Fchat", "/openai/v1%5cchat", "/openai/v1\\chat",
 		"/openai/v1/\x00", "/openai/v1/%00", "/openai/v1/%0d%0aHost:x", "/openai/v1/\x7f",
 		"/openai/v1/%zz", "/../openai/v1", "/%2e%2e/x", "/openai/v1/%", "/openai/%09",
+		// Dot segments once ';' parameters are dropped.
+		"/openai/v1/..;/x", "/openai/..;", "/openai/v1/..;a=b/x", "/openai/v1/.;x", "/openai/v1/.;/x",
+		"/openai/v1/%2e%2e;/x", "/openai/v1/..%3b/x", "/openai/v1/..%3B", "/..;/openai/v1", "/openai/v1/;x/y", "/openai/v1/;",
+		// Escapes left after decoding: a server that decodes twice resolves them.
+		"/openai/v1/%252e%252e/x", "/openai/%252E%252E/x", "/openai/v1%252fchat", "/openai/v1%252Fchat",
+		"/openai/v1/%255cx", "/openai/v1/%2525", "/openai/v1/%25u002e%25u002e/x", "/openai/v1/100%25",
+		"/openai/v1/%252e%252e;/x", "/%252e%252e/x",
 	}
 	for _, in := range bad {
-		if _, _, err := SplitPath(in); !errors.Is(err, ErrBadPath) {
+		_, _, err := SplitPath(in)
+		if !errors.Is(err, ErrBadPath) {
 			t.Errorf("SplitPath(%q) err = %v, want ErrBadPath", in, err)
+		} else if msg := err.Error(); !strings.HasPrefix(msg, "malformed path: ") {
+			t.Errorf("SplitPath(%q) err = %q, want malformed path: ...", in, msg)
 		}
 	}
 }
@@ -67,7 +86,8 @@ func TestNewRejectsBadBase(t *testing.T) {
 // the upstream URL keeps the provider's scheme, host and base path, and holds
 // no dot segment or empty segment.
 func FuzzSplitPath(f *testing.F) {
-	for _, s := range []string{"/openai/v1/chat/completions", "/openai/../x", "/openai/%2e%2e/x", "//evil.com/", "/openai/v1%2f..", "/openai/@evil.com", "/openai/v1/a%3Fb#c", "/openai/v1/\\..\\"} {
+	for _, s := range []string{"/openai/v1/chat/completions", "/openai/../x", "/openai/%2e%2e/x", "//evil.com/", "/openai/v1%2f..", "/openai/@evil.com", "/openai/v1/a%3Fb#c", "/openai/v1/\\..\\",
+		"/openai/v1/..;/x", "/openai/v1/%252e%252e/x", "/openai/v1%252fx", "/openai/v1/a;b/", "/openai/v1/%2e%2e%3b"} {
 		f.Add(s, "a=1")
 	}
 	p, err := New("openai", "https://api.example.com/base", StyleOpenAI, 0)
@@ -95,5 +115,36 @@ func FuzzSplitPath(f *testing.F) {
 				t.Fatalf("path %q produced dot segment in %q", path, parsed.Path)
 			}
 		}
+		checkLooseReading(t, path, rest)
 	})
+}
+
+// checkLooseReading fails t if a server that decodes the path once more, or
+// drops ';' parameters, would read rest as leaving its place: a dot or empty
+// segment, or a slash or backslash beyond those already in rest.
+func checkLooseReading(t *testing.T, path string, rest Path) {
+	t.Helper()
+	if rest.RawPath == "" {
+		return
+	}
+	segs := strings.Split(rest.RawPath[1:], "/")
+	for i, seg := range segs {
+		once, err := url.PathUnescape(seg)
+		if err != nil {
+			t.Fatalf("path %q: accepted segment %q does not decode", path, seg)
+		}
+		twice, err := url.PathUnescape(once)
+		if err != nil {
+			twice = once // a strict second decoder stops here
+		}
+		for _, dec := range []string{once, twice} {
+			if strings.ContainsAny(dec, "/\\") {
+				t.Fatalf("path %q: segment %q reads as %q, a slash or backslash", path, seg, dec)
+			}
+			base, _, _ := strings.Cut(dec, ";")
+			if base == "." || base == ".." || (base == "" && (dec != "" || i < len(segs)-1)) {
+				t.Fatalf("path %q: segment %q reads as %q, a dot or empty segment", path, seg, dec)
+			}
+		}
+	}
 }
