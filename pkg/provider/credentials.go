@@ -12,6 +12,9 @@ import (
 //   anthropic:               x-api-key, or Authorization: Bearer (the JS SDK)
 //   gemini:                  x-goog-api-key, or ?key=
 
+// credentialHeaders are the key slots of every style, by normalised name.
+var credentialHeaders = map[string]bool{"authorization": true, "x-api-key": true, "x-goog-api-key": true}
+
 // ClientKey returns the credential the client sent in one of style's slots.
 func ClientKey(style Style, h http.Header, rawQuery string) (string, bool) {
 	if style == StyleAnthropic {
@@ -40,8 +43,13 @@ func ClientKey(style Style, h http.Header, rawQuery string) (string, bool) {
 // header and returns the query without its key parameter: nothing the client
 // sent as a key may reach the provider next to the injected one.
 func StripCredentials(h http.Header, rawQuery string) string {
-	for _, k := range []string{"Authorization", "X-Api-Key", "X-Goog-Api-Key"} {
-		delete(h, k)
+	for k := range h {
+		// Whatever the spelling (X_Api_Key, x-goog-api-key): a server that
+		// folds '_' into '-' would read it as a key.
+		var buf [maxNormName]byte
+		if credentialHeaders[string(normName(buf[:0], k))] {
+			delete(h, k)
+		}
 	}
 	if rawQuery == "" {
 		return ""

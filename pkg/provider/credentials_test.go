@@ -35,7 +35,9 @@ func TestClientKey(t *testing.T) {
 }
 
 func TestStripAndInject(t *testing.T) {
-	h := http.Header{"Authorization": {"Bearer a"}, "X-Api-Key": {"b"}, "X-Goog-Api-Key": {"c"}, "Accept": {"x"}}
+	h := http.Header{"Authorization": {"Bearer a"}, "X-Api-Key": {"b"}, "X-Goog-Api-Key": {"c"}, "Accept": {"x"},
+		// Other spellings a server may fold into the same slots.
+		"X_Api_Key": {"d"}, "x-goog-api-key": {"e"}, "AUTHORIZATION": {"f"}, "X-Goog_Api-Key": {"g"}}
 	q := StripCredentials(h, "alt=sse&key=secret&%6Bey=also&keyx=1&b=%20")
 	if q != "alt=sse&keyx=1&b=%20" {
 		t.Errorf("query %q", q)

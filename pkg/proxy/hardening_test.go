@@ -251,3 +251,22 @@ func TestLoggedFieldsAreBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenRouterRefusalReroutes: OpenRouter's own region refusal (not its
+// style's, OpenAI's) reroutes a direct request.
+func TestOpenRouterRefusalReroutes(t *testing.T) {
+	checkLeaks(t)
+	p := newProvider(t, "openrouter", "https://openrouter.ai/api", provider.StyleOpenAI, 1<<20)
+	refusing := roundTripperFunc(func(req *http.Request) (*http.Response, error) {
+		body := `{"error":{"code":403,"message":"This model is not available in your region."}}`
+		return &http.Response{StatusCode: http.StatusForbidden, Header: http.Header{}, Body: io.NopCloser(strings.NewReader(body)), Request: req}, nil
+	})
+	rec := &recording{}
+	rt := &retrier{first: Target{Route: "direct"}, second: Target{Transport: rec, Tunnel: true, Route: "egress", Egress: "e1", Reroute: "region-block"}}
+	h := newHandler(t, Config{Providers: provider.NewRegistry(p), Router: rt, Transport: refusing, RetryBodyBytes: 100, RegionReroute: true})
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("POST", "/openrouter/v1/chat/completions", strings.NewReader("{}")))
+	if w.Code != 200 || w.Header().Get(HeaderReroute) != "region-block" || len(rec.bodies) != 1 {
+		t.Fatalf("status %d reroute %q, %d rerouted", w.Code, w.Header().Get(HeaderReroute), len(rec.bodies))
+	}
+}

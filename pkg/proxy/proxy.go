@@ -487,7 +487,7 @@ func (h *Handler) try(req *http.Request, ex *exchange) outcome {
 		return outcome{err: errUnexpectedUpgrade}
 	}
 	if h.cfg.RegionReroute && ex.target.Route == "direct" {
-		refused, resp := peekRegionRefusal(resp, ex.provider.Style)
+		refused, resp := peekRegionRefusal(resp, ex.provider)
 		return outcome{resp: resp, regionRefused: refused}
 	}
 	return outcome{resp: resp}
@@ -607,7 +607,7 @@ const regionProbeBytes = 64 << 10
 
 // peekRegionRefusal reads the start of a 400 or 403 response and reports
 // whether it is a region refusal. The returned response reads the same bytes.
-func peekRegionRefusal(resp *http.Response, style provider.Style) (bool, *http.Response) {
+func peekRegionRefusal(resp *http.Response, p *provider.Provider) (bool, *http.Response) {
 	if resp.StatusCode != http.StatusForbidden && resp.StatusCode != http.StatusBadRequest {
 		return false, resp
 	}
@@ -617,7 +617,7 @@ func peekRegionRefusal(resp *http.Response, style provider.Style) (bool, *http.R
 		io.Reader
 		io.Closer
 	}{io.MultiReader(bytes.NewReader(head), errReader{err}, body), body}
-	return err == nil && provider.RegionBlocked(style, resp.StatusCode, head), resp
+	return err == nil && p.RefusesRegion(resp.StatusCode, head), resp
 }
 
 // errReader replays a read error after the bytes that came before it.
