@@ -185,7 +185,7 @@ func TestAccessKeysAndKeyInjection(t *testing.T) {
 			p.ManagedKey = &yes
 			c.Providers[name] = p
 		}
-		c.Auth.AccessKeys = []config.Secret{"ak-alpha", "ak-beta"}
+		c.Auth.AccessKeys = []config.AccessKey{{Key: "ak-alpha"}, {Key: "ak-beta"}}
 	}
 	realKeys := func(c *config.Config) {
 		for name, p := range c.Providers {
@@ -241,6 +241,69 @@ func TestAccessKeysAndKeyInjection(t *testing.T) {
 			resp, body = get(t, baseURL(n)+"/anthropic/v1/messages", "X-Api-Key", "sk-ant-guess")
 			wantError(t, resp, body, 403, "invalid_access_key", "anthropic")
 		})
+	}
+}
+
+// TestScopedAccessKeysAndDisabledProvider: through the real mesh, a key
+// that names its providers works on those only (the ingress refuses the
+// others before the tunnel), the egress that holds the real key sets the
+// OpenAI organization and project, not the client, and a disabled built-in
+// is an unknown provider.
+func TestScopedAccessKeysAndDisabledProvider(t *testing.T) {
+	m := newMesh(t)
+	yes := true
+	m.start(nodeSpec{role: config.RoleEgress, name: "scope-wnam", loc: "US", hint: "wnam", edit: func(c *config.Config) {
+		for _, name := range []string{"openai", "anthropic"} {
+			p := c.Providers[name]
+			p.APIKey = config.Secret("sk-real-" + name)
+			c.Providers[name] = p
+		}
+		p := c.Providers["openai"]
+		p.Organization, p.Project = "org-operator", "proj_operator"
+		c.Providers["openai"] = p
+	}})
+	hk := m.start(nodeSpec{role: config.RoleIngress, name: "scope-hk", loc: "HK", rules: []config.Rule{{Locs: []string{"HK"}, Hint: "wnam"}},
+		providerURL: closedURL(t), edit: func(c *config.Config) {
+			for _, name := range []string{"openai", "anthropic"} {
+				p := c.Providers[name]
+				p.ManagedKey = &yes
+				c.Providers[name] = p
+			}
+			p := c.Providers["openrouter"]
+			p.Disabled = true
+			c.Providers["openrouter"] = p
+			c.Auth.AccessKeys = []config.AccessKey{{Key: "ak-all"}, {Key: "ak-openai", Providers: []string{"openai"}}}
+		}})
+	m.waitMembers(hk, "scope-wnam")
+	base := baseURL(hk)
+	before := len(m.provider.Requests())
+
+	resp, body := get(t, base+"/anthropic/v1/messages", "X-Api-Key", "ak-openai")
+	wantError(t, resp, body, 403, "access_key_not_allowed", "anthropic")
+	resp, body = get(t, base+"/openrouter/api/v1/models", "Authorization", "Bearer sk-or-own")
+	wantError(t, resp, body, 404, "unknown_provider", "openai")
+	if strings.Contains(body, "openrouter\"") || strings.Contains(body, ", openrouter") {
+		t.Errorf("a disabled provider is listed: %s", body)
+	}
+	if n := len(m.provider.Requests()); n != before {
+		t.Fatalf("the provider was called %d times for refused requests", n-before)
+	}
+
+	for _, key := range []string{"ak-openai", "ak-all"} {
+		resp, body = get(t, base+"/openai/v1/echo/headers", "Authorization", "Bearer "+key,
+			"OpenAI-Organization", "org-client", "OpenAI-Project", "proj_client")
+		if resp.StatusCode != 200 || resp.Header.Get("X-Mesh-Route") != "egress" {
+			t.Fatalf("%s: status %d route %q: %s", key, resp.StatusCode, resp.Header.Get("X-Mesh-Route"), body)
+		}
+		reqs := m.provider.Requests()
+		got := reqs[len(reqs)-1].Header
+		if got.Get("Authorization") != "Bearer sk-real-openai" || got.Get("Openai-Organization") != "org-operator" || got.Get("Openai-Project") != "proj_operator" {
+			t.Errorf("%s: provider got %v", key, got)
+		}
+	}
+	resp, body = get(t, base+"/anthropic/v1/echo/headers", "X-Api-Key", "ak-all")
+	if resp.StatusCode != 200 {
+		t.Fatalf("all-provider key on anthropic: %d %s", resp.StatusCode, body)
 	}
 }
 
@@ -349,7 +412,7 @@ func TestNoSecretInLogs(t *testing.T) {
 			p := c.Providers["openai"]
 			p.ManagedKey = &yes
 			c.Providers["openai"] = p
-			c.Auth.AccessKeys = []config.Secret{config.Secret(secrets[2])}
+			c.Auth.AccessKeys = []config.AccessKey{{Key: config.Secret(secrets[2])}}
 		}})
 	m.waitMembers(hk, "sec-wnam")
 	base := baseURL(hk)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -73,7 +74,33 @@ type HTTP struct {
 type Auth struct {
 	// AccessKeys are the keys clients present, in the provider's usual
 	// credential slot, instead of the real provider key.
-	AccessKeys []Secret `yaml:"access_keys"`
+	AccessKeys []AccessKey `yaml:"access_keys"`
+}
+
+// AccessKey is one key clients present, and the managed providers it grants.
+// In YAML it is the key alone (every managed provider) or a mapping:
+// {key: ${TEAM_A_KEY}, providers: [openai, anthropic]}.
+type AccessKey struct {
+	Key       Secret   `yaml:"key"`
+	Providers []string `yaml:"providers"` // nil: every managed provider
+}
+
+// UnmarshalYAML reads either form. The walker has checked the shape.
+func (k *AccessKey) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	if n.Kind == yaml.ScalarNode {
+		*k = AccessKey{}
+		return n.Decode(&k.Key)
+	}
+	type plain AccessKey // without this method
+	return n.Decode((*plain)(k))
+}
+
+// Grants reports whether the key may be used for the named provider.
+func (k AccessKey) Grants(provider string) bool {
+	return k.Providers == nil || slices.Contains(k.Providers, provider)
 }
 
 // Admin places the admin routes (/members, /metrics). /health stays public
@@ -200,6 +227,14 @@ type Provider struct {
 	// real key (here, or on the egress for tunnelled requests). Default: true
 	// when api_key or api_key_file is set.
 	ManagedKey *bool `yaml:"managed_key"`
+	// Organization and Project are sent as OpenAI-Organization and
+	// OpenAI-Project with the real key: they choose what the key bills. On a
+	// managed provider the client's own are removed.
+	Organization string `yaml:"organization"`
+	Project      string `yaml:"project"`
+	// Disabled removes the provider from this node: its path prefix is an
+	// unknown provider (404), as if it were never configured.
+	Disabled bool `yaml:"disabled"`
 }
 
 // Managed reports whether the mesh holds this provider's key.
@@ -390,6 +425,15 @@ func mergeProviders(builtin, file map[string]Provider) map[string]Provider {
 		}
 		if p.ManagedKey != nil {
 			base.ManagedKey = p.ManagedKey
+		}
+		if p.Organization != "" {
+			base.Organization = p.Organization
+		}
+		if p.Project != "" {
+			base.Project = p.Project
+		}
+		if p.Disabled {
+			base.Disabled = true
 		}
 		out[name] = base
 	}

@@ -256,7 +256,7 @@ providers:
 		}
 	}
 	_, err := parse(t, "providers:\n  a: &p {base_url: https://a.example}\n  b:\n    <<: *p\n    bogus: 1\n", RoleIngress)
-	if err == nil || err.Error() != "cfg.yaml:5: providers.b.bogus: unknown key; known keys are base_url, style, max_body_bytes, api_key, api_key_file, managed_key" {
+	if err == nil || err.Error() != "cfg.yaml:5: providers.b: unknown key (not repeated: here it could be a secret); known keys are base_url, style, max_body_bytes, api_key, api_key_file, managed_key, organization, project, disabled" {
 		t.Errorf("unknown key beside a merge: %v", err)
 	}
 	_, err = parse(t, "node: &n\n  name: x\n  colour: red\nhttp: *n\n", RoleIngress)

@@ -172,3 +172,85 @@ func TestKeyBytes(t *testing.T) {
 		}
 	}
 }
+
+// secretPaths are where a secret may be written, and the sections holding
+// them: a value written in the wrong shape at any of them must never be
+// quoted back. "[0]" stands for a list element.
+var secretPaths = []string{
+	"", // the whole file
+	"tunnel", "tunnel.token",
+	"gossip", "gossip.key", "gossip.keys", "gossip.keys[0]",
+	"auth", "auth.access_keys", "auth.access_keys[0]", "auth.access_keys[0].key",
+	"admin", "admin.token",
+	"providers", "providers.openai", "providers.openai.api_key", "providers.custom.api_key",
+}
+
+// keyedSections own a secret: one may be written there where a key goes.
+// (Elsewhere keys are names: the file's sections, provider names.)
+var keyedSections = []string{"tunnel", "gossip", "auth", "auth.access_keys[0]", "admin", "providers.openai", "providers.custom"}
+
+// nest writes value at path in YAML flow style.
+func nest(path, value string) string {
+	if path == "" {
+		return value
+	}
+	head, rest, _ := strings.Cut(path, ".")
+	if name, ok := strings.CutSuffix(head, "[0]"); ok {
+		return "{" + name + ": [" + nest(rest, value) + "]}"
+	}
+	return "{" + head + ": " + nest(rest, value) + "}"
+}
+
+// TestSecretShapesNotInErrors: every secret key, and every section holding
+// one, given a secret in a shape it does not take (a list where a string
+// goes, a string where a list or mapping goes, the secret as a key...).
+func TestSecretShapesNotInErrors(t *testing.T) {
+	const leak = "sk-LEAK-7f3a"
+	values := []string{
+		leak, `"` + leak + `"`, "'" + leak + "'", "!!binary " + leak, "&a " + leak, "!!int " + leak,
+		"[" + leak + "]", "[[" + leak + "]]", "[{" + leak + "}]", "[{" + leak + ": [openai]}]",
+		"[{key: [" + leak + "]}]", "[{key: {" + leak + ": 1}}]", "{x: " + leak + "}", "{x: [" + leak + "]}",
+		"secretvalue", "[secretvalue]", "[{secretvalue: [openai]}]",
+	}
+	keys := []string{
+		"{" + leak + "}", "{" + leak + ": 1}", "{" + leak + ": x, " + leak + ": y}", "{key: {" + leak + ": 1}}",
+		"{key: [" + leak + "]}", "{" + strings.ToLower(leak) + "}", "{secretvalue}", "{secretvalue: [openai]}",
+	}
+	check := func(role Role, yml string) {
+		t.Helper()
+		_, err := Parse([]byte(yml), "cfg.yaml", role, nil)
+		if err == nil {
+			return
+		}
+		for _, bad := range []string{"LEAK", "leak", "secretvalue"} {
+			if strings.Contains(err.Error(), bad) {
+				t.Errorf("%s %s: error shows the secret: %v", role, yml, err)
+			}
+		}
+	}
+	for _, role := range []Role{RoleIngress, RoleEgress} {
+		for _, path := range secretPaths {
+			for _, v := range values {
+				check(role, nest(path, v))
+			}
+		}
+		for _, path := range keyedSections {
+			for _, k := range keys {
+				check(role, nest(path, k))
+			}
+		}
+	}
+	// The case from the issue, and others in block style.
+	for _, yml := range []string{
+		"auth:\n  access_keys: team-a-secret\n",
+		"gossip:\n  keys: team-a-secret\n",
+		"auth:\n  access_keys:\n    - team-a-secret: [openai]\n",
+		"auth: team-a-secret\n",
+		"tunnel:\n  team-a-secret:\n",
+	} {
+		_, err := Parse([]byte(yml), "cfg.yaml", RoleIngress, nil)
+		if err == nil || strings.Contains(err.Error(), "team-a-secret") {
+			t.Errorf("%q: error %v", yml, err)
+		}
+	}
+}

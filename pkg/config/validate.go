@@ -347,20 +347,31 @@ func (c *Config) validateProviders(p *problems) {
 		if !printableToken(pr.APIKey.Reveal()) {
 			p.add(key+".api_key", "must be printable ASCII without spaces")
 		}
+		c.validateBilling(p, key, c.Providers[name])
+	}
+}
+
+// validateBilling: organization and project go out with the node's own key,
+// so they mean something only where the mesh holds one.
+func (c *Config) validateBilling(p *problems, key string, pr Provider) {
+	for _, f := range []struct{ name, value string }{{"organization", pr.Organization}, {"project", pr.Project}} {
+		switch {
+		case f.value == "":
+		case !printableToken(f.value):
+			p.add(key+"."+f.name, "must be printable ASCII without spaces")
+		case !pr.Managed() || pr.APIKey == "":
+			p.add(key+"."+f.name, "is sent with this node's api_key; set it where api_key is set (the mesh does not hold this provider's key here)")
+		}
 	}
 }
 
 // validateAuth: a provider whose real key the mesh holds must not be open
 // to anyone who reaches the ingress.
 func (c *Config) validateAuth(p *problems) {
-	for i, k := range c.Auth.AccessKeys {
-		if k == "" || !printableToken(k.Reveal()) {
-			p.add(fmt.Sprintf("auth.access_keys[%d]", i), "must be non-empty printable ASCII without spaces")
-		}
-	}
+	c.validateAccessKeys(p)
 	if c.Role == RoleIngress && len(c.Auth.AccessKeys) == 0 {
 		for _, name := range sortedProviderNames(c.Providers) {
-			if c.Providers[name].Managed() {
+			if pr := c.Providers[name]; pr.Managed() && !pr.Disabled {
 				p.add("providers."+name+".api_key", "the mesh holds this provider's key but auth.access_keys is empty: anyone reaching this ingress could spend it")
 			}
 		}
@@ -380,6 +391,36 @@ func (c *Config) validateAuth(p *problems) {
 	}
 	p.duration("routing.region_block_ttl", c.Routing.RegionBlockTTL)
 	p.notNegative("routing.retry_body_bytes", c.Routing.RetryBodyBytes)
+}
+
+// validateAccessKeys never quotes a key, nor says which two are equal
+// beyond their positions.
+func (c *Config) validateAccessKeys(p *problems) {
+	first := map[Secret]int{}
+	for i, k := range c.Auth.AccessKeys {
+		key := fmt.Sprintf("auth.access_keys[%d]", i)
+		if k.Key == "" || !printableToken(k.Key.Reveal()) {
+			p.add(key, "must be non-empty printable ASCII without spaces")
+		} else if j, dup := first[k.Key]; dup {
+			p.add(key, "the same key as auth.access_keys[%d]; list each key once, with every provider it grants", j)
+		} else {
+			first[k.Key] = i
+		}
+		if k.Providers != nil && len(k.Providers) == 0 {
+			p.add(key+".providers", "must name at least one provider; leave it out to grant every managed provider")
+		}
+		for j, name := range k.Providers {
+			pkey := fmt.Sprintf("%s.providers[%d]", key, j)
+			switch pr, ok := c.Providers[name]; {
+			case !ok:
+				p.add(pkey, "unknown provider %q (known: %s)", name, strings.Join(sortedProviderNames(c.Providers), ", "))
+			case pr.Disabled:
+				p.add(pkey, "provider %q is disabled", name)
+			case !pr.Managed():
+				p.add(pkey, "provider %q is not managed (clients send their own key there, so access keys are not checked); set its api_key or managed_key: true", name)
+			}
+		}
+	}
 }
 
 func printableToken(s string) bool {

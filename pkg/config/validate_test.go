@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -373,6 +375,123 @@ admin: {listen: nowhere}
 	for _, want := range []string{"gossip.keys[0]", "routing.on_region_block", "admin.listen"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("err = %v, want it to name %s", err, want)
+		}
+	}
+}
+
+func TestAccessKeyForms(t *testing.T) {
+	c, err := Parse([]byte(`
+auth:
+  access_keys:
+    - ak-all
+    - {key: "${TEAM_A}", providers: [openai, anthropic]}
+    - key: ak-gemini
+      providers: [gemini]
+    - &shared ak-shared
+providers:
+  openai: {api_key: sk-1}
+  anthropic: {api_key: sk-2}
+  gemini: {api_key: sk-3}
+`), "cfg.yaml", RoleIngress, env(map[string]string{"TEAM_A": "ak-team-a"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []AccessKey{
+		{Key: "ak-all"},
+		{Key: "ak-team-a", Providers: []string{"openai", "anthropic"}},
+		{Key: "ak-gemini", Providers: []string{"gemini"}},
+		{Key: "ak-shared"},
+	}
+	if !reflect.DeepEqual(c.Auth.AccessKeys, want) {
+		t.Fatalf("access keys = %+v, want %+v", c.Auth.AccessKeys, want)
+	}
+	if s := fmt.Sprintf("%v %+v", c.Auth, c.Auth.AccessKeys); strings.Contains(s, "ak-") {
+		t.Errorf("access keys print: %s", s)
+	}
+	for _, tc := range []struct {
+		key      int
+		provider string
+		want     bool
+	}{
+		{0, "openai", true}, {0, "gemini", true}, {1, "openai", true}, {1, "anthropic", true},
+		{1, "gemini", false}, {2, "gemini", true}, {2, "openai", false},
+	} {
+		if got := c.Auth.AccessKeys[tc.key].Grants(tc.provider); got != tc.want {
+			t.Errorf("access_keys[%d].Grants(%s) = %v", tc.key, tc.provider, got)
+		}
+	}
+}
+
+func TestAccessKeyErrors(t *testing.T) {
+	const head = "providers:\n  openai: {api_key: sk-1}\n  anthropic: {api_key: sk-2}\n  gemini: {disabled: true, api_key: sk-3}\nauth:\n  access_keys:\n"
+	tests := []struct {
+		name, keys, want string
+	}{
+		{"unknown provider", "    - {key: ak-1, providers: [openai, opnai]}\n",
+			`cfg.yaml: auth.access_keys[0].providers[1]: unknown provider "opnai" (known: anthropic, gemini, openai, openrouter)`},
+		{"pass-through provider", "    - {key: ak-1, providers: [openrouter]}\n",
+			`cfg.yaml: auth.access_keys[0].providers[0]: provider "openrouter" is not managed (clients send their own key there, so access keys are not checked); set its api_key or managed_key: true`},
+		{"disabled provider", "    - {key: ak-1, providers: [gemini]}\n",
+			`cfg.yaml: auth.access_keys[0].providers[0]: provider "gemini" is disabled`},
+		{"empty list", "    - {key: ak-1, providers: []}\n",
+			`cfg.yaml: auth.access_keys[0].providers: must name at least one provider; leave it out to grant every managed provider`},
+		{"no key", "    - {providers: [openai]}\n",
+			`cfg.yaml: auth.access_keys[0]: must be non-empty printable ASCII without spaces`},
+		{"duplicate", "    - ak-1\n    - {key: ak-1, providers: [openai]}\n",
+			`cfg.yaml: auth.access_keys[1]: the same key as auth.access_keys[0]; list each key once, with every provider it grants`},
+		{"unknown field", "    - {key: ak-1, provider: [openai]}\n",
+			`cfg.yaml:7: auth.access_keys[0].provider: unknown key; known keys are key, providers`},
+		{"providers not a list", "    - {key: ak-1, providers: openai}\n",
+			`cfg.yaml:7: auth.access_keys[0].providers: must be a list (got "openai")`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(head+tt.keys), "cfg.yaml", RoleIngress, nil)
+			if !slices.Contains(errorLines(err), tt.want) {
+				t.Errorf("error =\n%v\nwant the line\n%s", err, tt.want)
+			}
+			if strings.Contains(fmt.Sprint(err), "ak-1") {
+				t.Errorf("error shows the key: %v", err)
+			}
+		})
+	}
+}
+
+func TestDisabledProvider(t *testing.T) {
+	c := mustParse(t, "providers:\n  gemini: {disabled: true}\n  openai: {disabled: true, api_key: sk-1}\n", RoleIngress)
+	if !c.Providers["gemini"].Disabled || c.Providers["anthropic"].Disabled {
+		t.Fatalf("providers = %+v", c.Providers)
+	}
+	// A disabled managed provider needs no access keys: nothing can spend its key.
+	if !c.Providers["openai"].Disabled {
+		t.Fatal("openai not disabled")
+	}
+	// disabled: false changes nothing.
+	if c := mustParse(t, "providers:\n  gemini: {disabled: false}\n", RoleIngress); c.Providers["gemini"].Disabled {
+		t.Fatal("disabled: false disabled gemini")
+	}
+}
+
+func TestBillingHeaders(t *testing.T) {
+	c := mustParse(t, `
+auth: {access_keys: [ak-1]}
+providers:
+  openai: {api_key: sk-1, organization: org-abc, project: proj_123}
+`, RoleIngress)
+	if p := c.Providers["openai"]; p.Organization != "org-abc" || p.Project != "proj_123" {
+		t.Fatalf("openai = %+v", p)
+	}
+	for _, tc := range []struct{ yml, want string }{
+		{"providers: {openai: {organization: org-abc}}",
+			"cfg.yaml: providers.openai.organization: is sent with this node's api_key; set it where api_key is set (the mesh does not hold this provider's key here)"},
+		{"auth: {access_keys: [ak-1]}\nproviders: {openai: {managed_key: true, project: proj_1}}",
+			"cfg.yaml: providers.openai.project: is sent with this node's api_key; set it where api_key is set (the mesh does not hold this provider's key here)"},
+		{"auth: {access_keys: [ak-1]}\nproviders: {openai: {api_key: sk-1, organization: \"org abc\"}}",
+			"cfg.yaml: providers.openai.organization: must be printable ASCII without spaces"},
+	} {
+		_, err := parse(t, tc.yml, RoleIngress)
+		if !slices.Contains(errorLines(err), tc.want) {
+			t.Errorf("%s: error =\n%v\nwant the line\n%s", tc.yml, err, tc.want)
 		}
 	}
 }

@@ -12,8 +12,9 @@ import (
 )
 
 var (
-	secretType   = reflect.TypeFor[Secret]()
-	durationType = reflect.TypeFor[time.Duration]()
+	secretType    = reflect.TypeFor[Secret]()
+	accessKeyType = reflect.TypeFor[AccessKey]()
+	durationType  = reflect.TypeFor[time.Duration]()
 )
 
 // walker checks a YAML tree against the Config schema before it is decoded,
@@ -44,8 +45,9 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 		delete(w.active, target)
 		return
 	}
+	secret := holdsSecret(t)
 	if n.Kind == yaml.ScalarNode {
-		w.expand(n, path, t == secretType)
+		w.expand(n, path, secret)
 		if n.ShortTag() == "!!null" {
 			return // leaves the default in place
 		}
@@ -53,30 +55,36 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 	switch {
 	case t == durationType:
 		w.leaf(n, t, path)
+	case t == accessKeyType && n.Kind == yaml.ScalarNode:
+		w.leaf(n, secretType, path) // the short form: the key alone
 	case t.Kind() == reflect.Struct:
 		if n.Kind != yaml.MappingNode {
-			w.fail(n, path, "must be a mapping (got %s)", w.describe(n, false))
+			w.fail(n, path, "must be a mapping (got %s)", w.describe(n, secret))
 			return
 		}
-		w.pairs(n, t, path, func(k, v *yaml.Node) {
+		w.pairs(n, t, path, func(k, v *yaml.Node, key string) {
 			f, ok := fieldByKey(t, k.Value)
 			if !ok {
-				w.fail(k, join(path, k.Value), "unknown key; known keys are %s", strings.Join(keysOf(t), ", "))
+				msg := "unknown key"
+				if key == path {
+					msg = "unknown key (not repeated: here it could be a secret)"
+				}
+				w.fail(k, key, "%s; known keys are %s", msg, strings.Join(keysOf(t), ", "))
 				return
 			}
-			w.walk(v, f.Type, join(path, k.Value))
+			w.walk(v, f.Type, key)
 		})
 	case t.Kind() == reflect.Map:
 		if n.Kind != yaml.MappingNode {
-			w.fail(n, path, "must be a mapping (got %s)", w.describe(n, false))
+			w.fail(n, path, "must be a mapping (got %s)", w.describe(n, secret))
 			return
 		}
-		w.pairs(n, t, path, func(k, v *yaml.Node) {
-			w.walk(v, t.Elem(), join(path, k.Value))
+		w.pairs(n, t, path, func(k, v *yaml.Node, key string) {
+			w.walk(v, t.Elem(), key)
 		})
 	case t.Kind() == reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
-			w.fail(n, path, "must be a list (got %s)", w.describe(n, false))
+			w.fail(n, path, "must be a list (got %s)", w.describe(n, secret))
 			return
 		}
 		for i, e := range n.Content {
@@ -87,9 +95,10 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 	}
 }
 
-// pairs calls each for every key and value of a mapping, following merge
-// keys (<<) into the mappings they name, and reports duplicate keys.
-func (w *walker) pairs(n *yaml.Node, t reflect.Type, path string, each func(k, v *yaml.Node)) {
+// pairs calls each for every key and value of a mapping, with the key's
+// dotted path (see keyPath), following merge keys (<<) into the mappings
+// they name, and reports duplicate keys.
+func (w *walker) pairs(n *yaml.Node, t reflect.Type, path string, each func(k, v *yaml.Node, key string)) {
 	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
@@ -101,12 +110,13 @@ func (w *walker) pairs(n *yaml.Node, t reflect.Type, path string, each func(k, v
 			w.merge(v, t, path)
 			continue
 		}
+		key := keyPath(t, path, k.Value)
 		if first, dup := seen[k.Value]; dup {
-			w.fail(k, join(path, k.Value), "duplicate key (first at line %d)", first)
+			w.fail(k, key, "duplicate key (first at line %d)", first)
 			continue
 		}
 		seen[k.Value] = k.Line
-		each(k, v)
+		each(k, v, key)
 	}
 }
 
@@ -132,7 +142,7 @@ func (w *walker) leaf(n *yaml.Node, t reflect.Type, path string) {
 	if n.Kind == yaml.ScalarNode && n.Decode(reflect.New(t).Interface()) == nil {
 		return
 	}
-	w.fail(n, path, "%s (got %s)", expectation(t), w.describe(n, t == secretType))
+	w.fail(n, path, "%s (got %s)", expectation(t), w.describe(n, holdsSecret(t)))
 }
 
 // expand replaces each ${NAME} in a scalar from the environment, once.
@@ -208,6 +218,76 @@ func join(path, key string) string {
 	return path + "." + key
 }
 
+// holdsSecret reports whether a value of type t is or contains a Secret:
+// what is found in its place is never quoted in an error.
+func holdsSecret(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.String:
+		return t == secretType
+	case reflect.Slice, reflect.Map, reflect.Pointer:
+		return holdsSecret(t.Elem())
+	case reflect.Struct:
+		for f := range t.Fields() {
+			if holdsSecret(f.Type) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// keyPath is path.key, or path alone when key could be a secret. In a
+// section with a secret of its own (tunnel, gossip, auth, admin, a provider,
+// an access key) a secret may be written where a key goes: {team-a-secret},
+// or - team-a-secret: [openai] in access_keys. There a key is repeated only
+// when it is a near miss of a known key (a typo), which no secret is.
+func keyPath(t reflect.Type, path, key string) string {
+	if t.Kind() != reflect.Struct || !ownsSecret(t) {
+		return join(path, key)
+	}
+	for _, known := range keysOf(t) {
+		if editDistance(strings.ToLower(key), known) <= max(1, len(known)/3) {
+			return join(path, key)
+		}
+	}
+	return path
+}
+
+// ownsSecret reports whether a field of struct t is a secret or a list of them.
+func ownsSecret(t reflect.Type) bool {
+	for f := range t.Fields() {
+		ft := f.Type
+		if ft.Kind() == reflect.Slice {
+			ft = ft.Elem()
+		}
+		if ft == secretType || ft == accessKeyType {
+			return true
+		}
+	}
+	return false
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
 func yamlName(f reflect.StructField) string {
 	name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
 	return name
@@ -263,9 +343,26 @@ func (w *walker) describe(n *yaml.Node, secret bool) string {
 		return "a list"
 	case yaml.ScalarNode:
 		if secret {
-			return "a " + strings.TrimPrefix(n.ShortTag(), "!!")
+			return scalarKind(n)
 		}
 		return strconv.Quote(n.Value)
 	}
 	return "nothing"
+}
+
+// scalarKind names what kind of scalar n is, never what it says.
+func scalarKind(n *yaml.Node) string {
+	switch n.ShortTag() {
+	case "!!str":
+		return "a string"
+	case "!!int":
+		return "an integer"
+	case "!!float":
+		return "a number"
+	case "!!bool":
+		return "true or false"
+	case "!!null":
+		return "nothing"
+	}
+	return "a tagged value"
 }

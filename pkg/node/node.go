@@ -108,9 +108,9 @@ func Start(cfg *config.Config, log *slog.Logger, opts Options) (_ *Node, err err
 		routes = notFoundOnEgress()
 	default:
 		n.pool = tunnel.NewPool(n.dialConfig())
-		accessKeys := make([]string, len(cfg.Auth.AccessKeys))
+		accessKeys := make([]proxy.AccessKey, len(cfg.Auth.AccessKeys))
 		for i, k := range cfg.Auth.AccessKeys {
-			accessKeys[i] = k.Reveal()
+			accessKeys[i] = proxy.AccessKey{Key: k.Key.Reveal(), Providers: k.Providers}
 		}
 		rt := &router{node: n, policy: policyFrom(cfg), plaintext: n.tls == nil && !cfg.Tunnel.Insecure,
 			regionHint: cfg.Routing.OnRegionBlock, regionTTL: cfg.Routing.RegionBlockTTL}
@@ -443,6 +443,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 func buildProviders(cfg *config.Config) (*provider.Registry, error) {
 	var ps []*provider.Provider
 	for name, pc := range cfg.Providers {
+		if pc.Disabled {
+			continue // an unknown provider here, like any other name
+		}
 		// Validate filled MaxBodyBytes from http.max_body_bytes where unset.
 		p, err := provider.New(name, pc.BaseURL, provider.Style(pc.Style), pc.MaxBodyBytes)
 		if err != nil {
@@ -450,6 +453,7 @@ func buildProviders(cfg *config.Config) (*provider.Registry, error) {
 		}
 		p.APIKey = pc.APIKey.Reveal()
 		p.Managed = pc.Managed()
+		p.Organization, p.Project = pc.Organization, pc.Project
 		ps = append(ps, p)
 	}
 	return provider.NewRegistry(ps...), nil

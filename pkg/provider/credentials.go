@@ -39,9 +39,15 @@ func ClientKey(style Style, h http.Header, rawQuery string) (string, bool) {
 	return "", false
 }
 
+// keyBound are the headers that go with a key: they choose which of the
+// key owner's organizations and projects a request bills.
+var keyBound = []string{"Openai-Organization", "Openai-Project"}
+
 // StripCredentials removes every credential slot of every provider from the
-// header and returns the query without its key parameter: nothing the client
-// sent as a key may reach the provider next to the injected one.
+// header, and the headers bound to a key (OpenAI-Organization,
+// OpenAI-Project), and returns the query without its key parameter: nothing
+// the client sent as a key, or to pick what the injected key bills, may
+// reach the provider next to the injected one.
 func StripCredentials(h http.Header, rawQuery string) string {
 	for k := range h {
 		// Whatever the spelling (X_Api_Key, x-goog-api-key): a server that
@@ -50,6 +56,9 @@ func StripCredentials(h http.Header, rawQuery string) string {
 		if credentialHeaders[string(normName(buf[:0], k))] {
 			delete(h, k)
 		}
+	}
+	for _, k := range keyBound {
+		delete(h, k)
 	}
 	if rawQuery == "" {
 		return ""
@@ -75,6 +84,18 @@ func InjectKey(style Style, h http.Header, key string) {
 		h.Set("X-Goog-Api-Key", key)
 	default:
 		h.Set("Authorization", "Bearer "+key)
+	}
+}
+
+// Inject puts p's real key in its style's primary slot, with the
+// organization and project configured for it. Call StripCredentials first.
+func (p *Provider) Inject(h http.Header) {
+	InjectKey(p.Style, h, p.APIKey)
+	if p.Organization != "" {
+		h.Set("OpenAI-Organization", p.Organization)
+	}
+	if p.Project != "" {
+		h.Set("OpenAI-Project", p.Project)
 	}
 }
 

@@ -27,6 +27,9 @@ type Provider struct {
 	// Managed: clients present an access key instead of a provider key,
 	// and the mesh injects the real one (here or on the egress).
 	Managed bool
+	// Organization and Project go out with APIKey as OpenAI-Organization
+	// and OpenAI-Project: they choose what the key bills. "" sends none.
+	Organization, Project string
 }
 
 // New checks baseURL and returns a provider. The base URL must be absolute

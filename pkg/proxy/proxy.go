@@ -13,6 +13,7 @@ import (
 	"net/http/httptrace"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -81,7 +82,7 @@ type Config struct {
 	// MetricsRoute labels requests when the Router sets no Route ("relay" on an egress).
 	MetricsRoute string
 	// AccessKeys are the keys clients of managed providers must present (ingress).
-	AccessKeys []string
+	AccessKeys []AccessKey
 	// Relay marks the egress side: it serves requests an ingress already
 	// admitted, and injects the provider key when the tunnel asks for it.
 	Relay bool
@@ -348,9 +349,9 @@ func (h *Handler) admit(r *http.Request) (*exchange, *provider.Error) {
 }
 
 // authorize applies key management: for a managed provider the client must
-// present one of the access keys (401 missing, 403 wrong), and the real key
-// is injected on the node that calls the provider. On an egress the tunnel
-// says whether the ingress asked for that.
+// present one of the access keys (401 missing, 403 wrong or not granting
+// this provider), and the real key is injected on the node that calls the
+// provider. On an egress the tunnel says whether the ingress asked for that.
 func (h *Handler) authorize(r *http.Request, ex *exchange) *provider.Error {
 	p := ex.provider
 	if h.cfg.Relay {
@@ -365,17 +366,39 @@ func (h *Handler) authorize(r *http.Request, ex *exchange) *provider.Error {
 		return &provider.Error{Status: http.StatusUnauthorized, Code: "missing_access_key",
 			Message: "this mesh needs an access key for " + p.Name + ": send it as " + provider.KeySlot(p.Style)}
 	}
-	valid := 0
+	valid, granted := 0, 0
 	for _, k := range h.cfg.AccessKeys {
-		// Compare with every key, in constant time: no timing tells which matched.
-		valid |= subtle.ConstantTimeCompare([]byte(key), []byte(k))
+		// Compare with every key, in constant time, and look at every key's
+		// grant: no timing tells which key matched.
+		match := subtle.ConstantTimeCompare([]byte(key), []byte(k.Key))
+		valid |= match
+		granted |= match & k.grants(p.Name)
 	}
-	if valid != 1 {
+	switch {
+	case valid != 1:
 		return &provider.Error{Status: http.StatusForbidden, Code: "invalid_access_key",
 			Message: "the access key is not valid for this mesh"}
+	case granted != 1:
+		return &provider.Error{Status: http.StatusForbidden, Code: "access_key_not_allowed",
+			Message: "this access key does not grant provider " + p.Name}
 	}
 	ex.injectKey = true
 	return nil
+}
+
+// AccessKey is a key clients of managed providers present, and the
+// providers it grants.
+type AccessKey struct {
+	Key       string
+	Providers []string // nil: every managed provider
+}
+
+// grants is 1 when k may be used for the named provider, else 0.
+func (k AccessKey) grants(name string) int {
+	if k.Providers == nil || slices.Contains(k.Providers, name) {
+		return 1
+	}
+	return 0
 }
 
 // wantsWebSocket reports whether an Upgrade header asks for websocket.
@@ -563,7 +586,7 @@ func replay(req *http.Request, ex *exchange, next Target) (*http.Request, bool) 
 		// The real key never crosses the tunnel; on the direct path it is ours.
 		provider.StripCredentials(out.Header, "")
 		if !next.Tunnel {
-			provider.InjectKey(ex.provider.Style, out.Header, ex.provider.APIKey)
+			ex.provider.Inject(out.Header)
 		}
 	}
 	return out, true
@@ -639,7 +662,7 @@ func rewrite(pr *httputil.ProxyRequest) {
 	if ex.injectKey {
 		pr.Out.URL.RawQuery = provider.StripCredentials(pr.Out.Header, pr.Out.URL.RawQuery)
 		if !ex.target.Tunnel {
-			provider.InjectKey(ex.provider.Style, pr.Out.Header, ex.provider.APIKey)
+			ex.provider.Inject(pr.Out.Header)
 		}
 	}
 }

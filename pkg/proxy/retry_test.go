@@ -159,7 +159,7 @@ func TestRegionRefusalReroutesWithoutTheRealKey(t *testing.T) {
 	p.Managed, p.APIKey = true, "sk-real"
 	rec := &recording{}
 	rt := &retrier{first: Target{Route: "direct"}, second: Target{Transport: rec, Tunnel: true, Route: "egress", Egress: "e1", Hint: "wnam", Reroute: "region-block"}}
-	h := newHandler(t, Config{Providers: provider.NewRegistry(p), Router: rt, RetryBodyBytes: 100, RegionReroute: true, AccessKeys: []string{"ak"}})
+	h := newHandler(t, Config{Providers: provider.NewRegistry(p), Router: rt, RetryBodyBytes: 100, RegionReroute: true, AccessKeys: []AccessKey{{Key: "ak"}}})
 
 	req := httptest.NewRequest("POST", "/openai/v1/chat/completions", strings.NewReader(`{"m":1}`))
 	req.Header.Set("Authorization", "Bearer ak")
@@ -191,7 +191,7 @@ func TestRetryToDirectNeedsALocalKey(t *testing.T) {
 	p := newProvider(t, "openai", up.URL, provider.StyleOpenAI, 1<<20)
 	p.Managed = true // the real key lives on the egress only
 	rt := &retrier{first: Target{Transport: &refusing{}, Tunnel: true, Route: "egress", Egress: "refuser"}, second: Target{Route: "direct"}}
-	h := newHandler(t, Config{Providers: provider.NewRegistry(p), Router: rt, RetryBodyBytes: 100, AccessKeys: []string{"ak"}})
+	h := newHandler(t, Config{Providers: provider.NewRegistry(p), Router: rt, RetryBodyBytes: 100, AccessKeys: []AccessKey{{Key: "ak"}}})
 	req := httptest.NewRequest("POST", "/openai/v1/x", strings.NewReader("{}"))
 	req.Header.Set("Authorization", "Bearer ak")
 	w := httptest.NewRecorder()
