@@ -42,7 +42,9 @@ type Config struct {
 	Logger *slog.Logger
 	// OnChange is called after each new snapshot, from this package's own
 	// goroutine (never under memberlist's lock), one call at a time, and
-	// once at start. It must not call Shutdown. May be nil.
+	// once at start with the local node alone, so the caller needs no
+	// start-up call of its own (one would race these). It must not call
+	// Shutdown. May be nil.
 	OnChange func(*Snapshot)
 	// Tune makes last-moment changes to memberlist's config (tests).
 	Tune func(*memberlist.Config)

@@ -394,6 +394,53 @@ func TestOnChange(t *testing.T) {
 	}
 }
 
+// TestOnChangeOneAtATime: the first call comes at start, before any peer
+// exists, and calls never overlap while the mesh changes under them.
+func TestOnChangeOneAtATime(t *testing.T) {
+	t.Parallel()
+	var inCall, overlaps atomic.Int32
+	var mu sync.Mutex
+	var calls []*Snapshot
+	cfg := testConfig("a", Meta{Role: "ingress"})
+	cfg.OnChange = func(s *Snapshot) {
+		if inCall.Add(1) > 1 {
+			overlaps.Add(1)
+		}
+		defer inCall.Add(-1)
+		mu.Lock()
+		calls = append(calls, s)
+		mu.Unlock()
+	}
+	a := start(t, cfg)
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(calls) }
+	waitFor(t, 5*time.Second, "the first OnChange", func() bool { return count() > 0 })
+	mu.Lock()
+	first := calls[0]
+	mu.Unlock()
+	if got := names(first.Members); !slices.Equal(got, []string{"a"}) {
+		t.Fatalf("first OnChange = %v, want the local node alone", got)
+	}
+
+	// Churn: peers join, one leaves, one crashes.
+	var peers []*Membership
+	for _, name := range []string{"b", "c", "d"} {
+		peers = append(peers, start(t, testConfig(name, Meta{Role: "egress"}, a.LocalAddr())))
+	}
+	if err := peers[0].Leave(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	peers[1].Shutdown()
+	waitFor(t, 10*time.Second, "OnChange to report the churn", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		last := calls[len(calls)-1]
+		return slices.Equal(names(last.Alive()), []string{"a", "d"}) && stateOf(a, "c") == StateDead
+	})
+	if n := overlaps.Load(); n != 0 {
+		t.Errorf("%d OnChange calls overlapped another", n)
+	}
+}
+
 func TestConfigErrors(t *testing.T) {
 	t.Parallel()
 	good := testConfig("n", Meta{})

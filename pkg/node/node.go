@@ -271,8 +271,9 @@ func (n *Node) startMembership(opts Options) error {
 	if err != nil {
 		return fmt.Errorf("gossip: %w", err)
 	}
+	// membership makes the first OnChange call itself, from the goroutine
+	// that makes every later one: a call from here would race those.
 	n.members = m
-	n.onMembers(m.Snapshot())
 	return nil
 }
 
