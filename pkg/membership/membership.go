@@ -46,6 +46,9 @@ type Membership struct {
 	rejoin    time.Duration
 	forget    time.Duration
 	snap      atomic.Pointer[Snapshot]
+	// joinFailing: the last round of joins reached no seed while this node
+	// saw no other member (rejoinLoop's goroutine only).
+	joinFailing bool
 
 	mu      sync.Mutex // serialises SetMeta, Leave and the start of Shutdown
 	meta    Meta
@@ -105,10 +108,10 @@ func Start(cfg Config) (*Membership, error) {
 	for _, s := range m.seeds {
 		m.seedAddrs = append(m.seedAddrs, seedAddr(s, mc.BindPort))
 	}
-	m.rebuild() // the local node is known: Snapshot is useful right away
+	first := m.rebuild() // the local node is known: Snapshot is useful right away
 
 	m.wg.Add(2)
-	go m.rebuildLoop()
+	go m.rebuildLoop(first)
 	go m.rejoinLoop()
 	return m, nil
 }
@@ -211,22 +214,26 @@ func (m *Membership) rebuild() *Snapshot {
 	return next
 }
 
-func (m *Membership) rebuildLoop() {
+// rebuildLoop makes every OnChange call, one at a time: the first with the
+// snapshot Start made, then one per new snapshot.
+func (m *Membership) rebuildLoop(first *Snapshot) {
 	defer m.wg.Done()
 	tick := time.NewTicker(rebuildInterval)
 	defer tick.Stop()
-	var notified *Snapshot
+	notified := first
+	if m.onChange != nil {
+		m.onChange(first)
+	}
 	for {
-		s := m.rebuild()
-		if m.onChange != nil && s != notified {
-			notified = s
-			m.onChange(s)
-		}
 		select {
 		case <-m.done:
 			return
 		case <-m.reg.changed:
 		case <-tick.C:
+		}
+		if s := m.rebuild(); m.onChange != nil && s != notified {
+			notified = s
+			m.onChange(s)
 		}
 	}
 }
@@ -256,9 +263,15 @@ func (m *Membership) joinSeeds() {
 	for _, mem := range m.Snapshot().Alive() {
 		alive[mem.Addr] = true
 	}
+	var failed []string // "seed: error"
+	reached := false
 	for i, seed := range m.seeds {
 		addr := m.seedAddrs[i]
-		if addr == m.localAddr || alive[addr] {
+		if addr == m.localAddr {
+			continue
+		}
+		if alive[addr] {
+			reached = true
 			continue
 		}
 		select {
@@ -269,11 +282,36 @@ func (m *Membership) joinSeeds() {
 		// One seed at a time, so Shutdown waits for one dial at most.
 		if _, err := m.ml.Join([]string{seed}); err != nil {
 			m.log.Debug("membership: join failed", "seed", seed, "err", err)
+			failed = append(failed, seed+": "+oneLine(err.Error()))
 			continue
 		}
+		reached = true
 		m.log.Debug("membership: joined", "seed", seed)
 	}
+	m.noteJoins(reached, failed)
 }
+
+// noteJoins says once, at warning level, when a round of joins reached no
+// seed and this node sees nobody else (it is out of the mesh, and nothing
+// else would say so), and at info level when that ends.
+func (m *Membership) noteJoins(reached bool, failed []string) {
+	others := m.ml.NumMembers() - 1
+	alone := !reached && len(failed) > 0 && others <= 0
+	switch {
+	case alone && !m.joinFailing:
+		m.joinFailing = true
+		m.log.Warn("membership: cannot join any seed; this node sees no other member and stays out of the mesh until one answers. "+
+			"Check the seed addresses (gossip.join), that both TCP and UDP reach the seeds' gossip port through firewalls, "+
+			"and that gossip.key and gossip.label match the mesh's",
+			"seeds", strings.Join(failed, "; "), "retry_every", m.rejoin)
+	case !alone && m.joinFailing:
+		m.joinFailing = false
+		m.log.Info("membership: joined the mesh after failing to", "members", others+1)
+	}
+}
+
+// oneLine folds memberlist's multi-line errors into one line.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // seedAddr normalises a seed ("[name/]host[:port]") to the host:port form of
 // Member.Addr. Host names return "": they cannot be compared without a

@@ -2,6 +2,7 @@ package membership
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -280,6 +281,85 @@ func TestRejoinHeals(t *testing.T) {
 	}
 }
 
+// logRecorder keeps every log record, for tests that check what was said.
+type logRecorder struct {
+	mu   sync.Mutex
+	recs []slog.Record
+}
+
+func (r *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (r *logRecorder) WithAttrs([]slog.Attr) slog.Handler       { return r }
+func (r *logRecorder) WithGroup(string) slog.Handler            { return r }
+func (r *logRecorder) Handle(_ context.Context, rec slog.Record) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.recs = append(r.recs, rec.Clone())
+	return nil
+}
+
+// matching returns the records at level whose message contains msg, as
+// "message attr=value ..." lines.
+func (r *logRecorder) matching(level slog.Level, msg string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, rec := range r.recs {
+		if rec.Level != level || !strings.Contains(rec.Message, msg) {
+			continue
+		}
+		line := rec.Message
+		rec.Attrs(func(a slog.Attr) bool { line += " " + a.String(); return true })
+		out = append(out, line)
+	}
+	return out
+}
+
+// TestJoinFailureIsWarnedOnce: a node that reaches no seed says so at
+// warning level once per streak of failures, naming the seed, the error
+// and what to check, and says at info level when it gets in.
+func TestJoinFailureIsWarnedOnce(t *testing.T) {
+	t.Parallel()
+	addrA := reservePort(t, nextIP())
+	logs := &logRecorder{}
+	cfgB := testConfig("b", Meta{Role: "ingress"}, addrA)
+	cfgB.Logger = slog.New(logs)
+	b := start(t, cfgB)
+
+	const cannot, joined = "cannot join any seed", "joined the mesh after failing"
+	failedRounds := func() int { return len(logs.matching(slog.LevelDebug, "join failed")) }
+	waitFor(t, 10*time.Second, "three failed rounds", func() bool { return failedRounds() >= 3 })
+	warned := logs.matching(slog.LevelWarn, cannot)
+	if len(warned) != 1 {
+		t.Fatalf("%d warnings over %d failed rounds, want 1: %q", len(warned), failedRounds(), warned)
+	}
+	for _, want := range []string{addrA, "connection refused", "gossip.join", "TCP and UDP", "gossip.key", "gossip.label"} {
+		if !strings.Contains(warned[0], want) {
+			t.Errorf("the warning does not say %q: %s", want, warned[0])
+		}
+	}
+
+	cfgA := testConfig("a", Meta{Role: "egress"})
+	cfgA.Bind = addrA
+	a := start(t, cfgA)
+	waitFor(t, 10*time.Second, "b to join a", func() bool { return slices.Equal(aliveNames(b), []string{"a", "b"}) })
+	waitFor(t, 5*time.Second, "the all-clear", func() bool { return len(logs.matching(slog.LevelInfo, joined)) == 1 })
+
+	// a dies: a new streak of failures is warned about once more.
+	a.Shutdown()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(logs.matching(slog.LevelWarn, cannot)) != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no second warning; b sees %+v; info %q; debug %q", b.Snapshot().Members, logs.matching(slog.LevelInfo, ""), logs.matching(slog.LevelDebug, "join"))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	n := failedRounds()
+	waitFor(t, 10*time.Second, "two more failed rounds", func() bool { return failedRounds() >= n+2 })
+	if got := logs.matching(slog.LevelWarn, cannot); len(got) != 2 {
+		t.Errorf("%d warnings, want 2: %q", len(got), got)
+	}
+}
+
 // isolated checks that intruder never shows up in the good nodes' snapshots
 // (and sees nobody itself), once they have converged.
 func isolated(t *testing.T, intruder *Membership, good ...*Membership) {
@@ -426,6 +506,7 @@ func TestOnChangeOneAtATime(t *testing.T) {
 	for _, name := range []string{"b", "c", "d"} {
 		peers = append(peers, start(t, testConfig(name, Meta{Role: "egress"}, a.LocalAddr())))
 	}
+	waitFor(t, 10*time.Second, "a to see everyone", func() bool { return slices.Equal(aliveNames(a), []string{"a", "b", "c", "d"}) })
 	if err := peers[0].Leave(time.Second); err != nil {
 		t.Fatal(err)
 	}
