@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/llmesh/llmesh/pkg/routing"
 )
 
 // ErrUsage is returned after usage was printed for bad arguments.
@@ -24,16 +26,18 @@ const (
 )
 
 const usage = `usage: certs init  -dir DIR [-days 3650] [-cn NAME]
-       certs issue -dir DIR -name NAME -role ingress|egress [-hint HINT] [-host h1,h2] [-days 365]
+       certs issue -dir DIR -name NAME -role ingress|egress [-hint HINT] [-host h1,h2] [-days 365] [-force]
 `
 
 // Command runs the `certs` subcommands; args are what follows "certs".
 //
 //	certs init  -dir DIR [-days 3650]
 //	    writes DIR/ca.pem and DIR/ca-key.pem (0600); refuses to overwrite a CA.
-//	certs issue -dir DIR -name NAME -role ingress|egress [-hint HINT] [-host h1,h2] [-days 365]
+//	certs issue -dir DIR -name NAME -role ingress|egress [-hint HINT] [-host h1,h2] [-days 365] [-force]
 //	    writes DIR/NAME.pem and DIR/NAME-key.pem (0600), signed by DIR's CA,
-//	    replacing an older pair atomically (a running node reloads it).
+//	    replacing an older pair for the same identity atomically (a running
+//	    node reloads it); another identity's files only with -force, the
+//	    CA's never.
 //
 // It prints what it wrote and, for issue, the tunnel.tls config snippet.
 // -h prints usage and returns nil.
@@ -127,9 +131,12 @@ func runIssue(args []string, stdout, stderr io.Writer) error {
 	hint := fs.String("hint", "", "node `hint` (node.hint in its config); required for an egress")
 	hosts := fs.String("host", "", "comma-separated DNS names or IPs to add as SANs (optional: peers check the llmesh identity, not the host)")
 	days := fs.Int("days", 365, "validity in `days` (at most the CA's)")
+	force := fs.Bool("force", false, "replace NAME.pem and NAME-key.pem even when they hold another identity")
 	if help, err := parse(fs, args); help || err != nil {
 		return err
 	}
+	// Nodes lower-case node.hint; the certificate must name the same.
+	*hint = strings.ToLower(*hint)
 	if *hint == noHint {
 		*hint = ""
 	}
@@ -142,6 +149,9 @@ func runIssue(args []string, stdout, stderr io.Writer) error {
 		problem = "-days must be positive"
 	case *role == RoleEgress && *hint == "":
 		problem = "-hint is required for an egress: ingress nodes check it against gossip"
+	case *hint != "" && !routing.ValidHint(*hint):
+		// No node could use it: node.hint takes only these.
+		problem = fmt.Sprintf("-hint %q is not a location hint; use one of %s", *hint, strings.Join(routing.Hints, ", "))
 	default:
 		if err := id.Validate(); err != nil {
 			problem = err.Error()
@@ -159,6 +169,19 @@ func runIssue(args []string, stdout, stderr io.Writer) error {
 	certPath, keyPath, err := absPaths(*dir, id.Name+".pem", id.Name+"-key.pem")
 	if err != nil {
 		return err
+	}
+	for _, p := range []string{certPath, keyPath} {
+		// EqualFold: on a case-insensitive file system CA.pem is ca.pem.
+		if strings.EqualFold(p, caCertPath) || strings.EqualFold(p, caKeyPath) {
+			fmt.Fprintf(stderr, "certs issue: -name %q would overwrite the CA (%s, %s); choose another name\n", id.Name, caCertFile, caKeyFile)
+			fs.Usage()
+			return ErrUsage
+		}
+	}
+	if !*force {
+		if err := checkReplace(certPath, keyPath, id); err != nil {
+			return fmt.Errorf("certs issue: %w; pass -force to replace them", err)
+		}
 	}
 	caCertPEM, err := os.ReadFile(caCertPath)
 	if err != nil {
@@ -185,6 +208,38 @@ func runIssue(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "wrote %s (private key, mode 0600)\n", keyPath)
 	fmt.Fprintf(stdout, "\nconfig for node %s:\ntunnel:\n  tls:\n    cert: %s\n    key: %s\n    ca: %s\n", id.Name, certPath, keyPath, caCertPath)
 	return nil
+}
+
+// checkReplace allows replacing an existing pair only when it is a renewal:
+// the certificate names the same identity, and the key file holds a key
+// (node "a"'s key file a-key.pem is node "a-key"'s certificate file).
+func checkReplace(certPath, keyPath string, id Identity) error {
+	if b, err := os.ReadFile(certPath); err == nil {
+		cert, err := parseCertPEM(b)
+		if err != nil {
+			return fmt.Errorf("%s exists and holds no certificate", certPath)
+		}
+		if got, err := IdentityOf(cert); err != nil || got != id {
+			return fmt.Errorf("%s holds a certificate for %s, not %s", certPath, describeIdentity(got, err), id)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if b, err := os.ReadFile(keyPath); err == nil {
+		if block, _ := pem.Decode(b); block == nil || !strings.HasSuffix(block.Type, "PRIVATE KEY") {
+			return fmt.Errorf("%s exists and holds no private key", keyPath)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+func describeIdentity(id Identity, err error) string {
+	if err != nil {
+		return "no llmesh identity"
+	}
+	return id.String()
 }
 
 func absPaths(dir, cert, key string) (string, string, error) {

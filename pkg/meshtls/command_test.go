@@ -151,3 +151,100 @@ func wantMode(t *testing.T, path string, want os.FileMode) {
 		t.Errorf("%s mode %o, want %o", path, got, want)
 	}
 }
+
+// TestIssueNeverOverwritesTheCA: a node named after the CA's files would
+// replace the CA and its key with a node pair.
+func TestIssueNeverOverwritesTheCA(t *testing.T) {
+	dir := t.TempDir()
+	if _, _, err := run(t, "init", "-dir", dir); err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := os.ReadFile(filepath.Join(dir, "ca.pem"))
+	caKey, _ := os.ReadFile(filepath.Join(dir, "ca-key.pem"))
+	for _, name := range []string{"ca", "ca-key", "CA", "Ca-Key"} {
+		for _, force := range []bool{false, true} {
+			args := []string{"issue", "-dir", dir, "-name", name, "-role", "ingress"}
+			if force {
+				args = append(args, "-force")
+			}
+			_, stderr, err := run(t, args...)
+			if !errors.Is(err, ErrUsage) || !strings.Contains(stderr, "would overwrite the CA") {
+				t.Errorf("%v: err %v, stderr %q", args, err, stderr)
+			}
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "ca.pem")); !bytes.Equal(b, caCert) {
+		t.Error("ca.pem changed")
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "ca-key.pem")); !bytes.Equal(b, caKey) {
+		t.Error("ca-key.pem changed")
+	}
+	// The CA still signs.
+	if _, _, err := run(t, "issue", "-dir", dir, "-name", "hk-1", "-role", "ingress"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestIssueReplacesOnlyARenewal: re-issuing the same identity replaces the
+// pair (renewal); files of another identity, or that are not a pair at all,
+// are replaced only with -force.
+func TestIssueReplacesOnlyARenewal(t *testing.T) {
+	dir := t.TempDir()
+	if _, _, err := run(t, "init", "-dir", dir); err != nil {
+		t.Fatal(err)
+	}
+	issue := func(args ...string) error {
+		_, _, err := run(t, append([]string{"issue", "-dir", dir}, args...)...)
+		return err
+	}
+	if err := issue("-name", "e1", "-role", "egress", "-hint", "wnam"); err != nil {
+		t.Fatal(err)
+	}
+	if err := issue("-name", "e1", "-role", "egress", "-hint", "wnam"); err != nil {
+		t.Fatalf("renewal refused: %v", err)
+	}
+	before, _ := os.ReadFile(filepath.Join(dir, "e1.pem"))
+	err := issue("-name", "e1", "-role", "egress", "-hint", "weur")
+	wantErrContains(t, "another hint", err, "holds a certificate for llmesh://egress/wnam/e1, not llmesh://egress/weur/e1; pass -force")
+	if after, _ := os.ReadFile(filepath.Join(dir, "e1.pem")); !bytes.Equal(before, after) {
+		t.Error("a refused issue changed e1.pem")
+	}
+	// Node "e1"'s key file is e1-key.pem: node "e1-key"'s certificate file.
+	err = issue("-name", "e1-key", "-role", "ingress")
+	wantErrContains(t, "a name whose certificate is another's key", err, "e1-key.pem exists and holds no certificate")
+	if err := issue("-name", "e1", "-role", "ingress", "-force"); err != nil {
+		t.Fatalf("-force: %v", err)
+	}
+	// The other way round: issuing "a" when "a-key" exists.
+	if err := issue("-name", "a-key", "-role", "ingress"); err != nil {
+		t.Fatal(err)
+	}
+	err = issue("-name", "a", "-role", "ingress")
+	wantErrContains(t, "a name whose key is another's certificate", err, "a-key.pem exists and holds no private key")
+}
+
+// TestIssueHint: a hint no node can have is refused; case is normalised as
+// node.hint is.
+func TestIssueHint(t *testing.T) {
+	dir := t.TempDir()
+	if _, _, err := run(t, "init", "-dir", dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"-name", "e1", "-role", "egress", "-hint", "us-west"},
+		{"-name", "i1", "-role", "ingress", "-hint", "asia"},
+	} {
+		_, stderr, err := run(t, append([]string{"issue", "-dir", dir}, args...)...)
+		if !errors.Is(err, ErrUsage) || !strings.Contains(stderr, `is not a location hint; use one of wnam, enam, weur, eeur, apac, oc, afr, sam, me`) {
+			t.Errorf("%v: err %v, stderr %q", args, err, stderr)
+		}
+	}
+	if _, _, err := run(t, "issue", "-dir", dir, "-name", "e2", "-role", "egress", "-hint", "WNAM"); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "e2.pem"))
+	leaf, _ := parseCertPEM(b)
+	if id, err := IdentityOf(leaf); err != nil || id.Hint != "wnam" {
+		t.Errorf("identity %v, %v; want hint wnam", id, err)
+	}
+}
