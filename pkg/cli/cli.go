@@ -13,9 +13,13 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/llmesh/llmesh/pkg/config"
 	"github.com/llmesh/llmesh/pkg/meshtls"
@@ -35,7 +39,7 @@ func Run(ctx context.Context, role config.Role, args []string, stdout, stderr io
 		case "members":
 			return runMembers(ctx, string(role), args[1:], stdout, stderr)
 		case "keygen":
-			return keygen(stdout)
+			return keygen(string(role), args[1:], stdout, stderr)
 		case "certs":
 			if err := meshtls.Command(args[1:], stdout, stderr); errors.Is(err, meshtls.ErrUsage) {
 				return ErrUsage
@@ -47,14 +51,20 @@ func Run(ctx context.Context, role config.Role, args []string, stdout, stderr io
 	}
 	fs := flag.NewFlagSet(string(role), flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "", "YAML config `file` (default: built-in defaults)")
+	// The defaults make a working ingress; an egress has no default hint
+	// nor a secured tunnel, so it cannot run without a file.
+	configHelp, configUsage := "YAML config `file` (default: built-in defaults)", "[-config FILE]"
+	if role == config.RoleEgress {
+		configHelp, configUsage = "YAML config `file` (required: an egress needs node.hint and tunnel.tls, tunnel.token or tunnel.insecure)", "-config FILE"
+	}
+	cfgPath := fs.String("config", "", configHelp)
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: %[1]s [-config FILE]\n"+
+		fmt.Fprintf(stderr, "usage: %[1]s %[2]s\n"+
 			"       %[1]s members -addr URL [-json] [-token T]   who is in the mesh, as the node at URL sees it\n"+
 			"       %[1]s keygen                      print a new gossip key\n"+
 			"       %[1]s certs init|issue ...         create a mesh CA and node certificates\n"+
-			"       %[1]s -version\n", role)
+			"       %[1]s -version\n", role, configUsage)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -64,12 +74,18 @@ func Run(ctx context.Context, role config.Role, args []string, stdout, stderr io
 		return ErrUsage
 	}
 	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "%s: unknown command %s\n", role, strconv.Quote(fs.Arg(0)))
 		fs.Usage()
 		return ErrUsage
 	}
 	if *showVersion {
 		fmt.Fprintf(stdout, "%s %s\n", role, version.Version)
 		return nil
+	}
+	if *cfgPath == "" && role == config.RoleEgress {
+		fmt.Fprintf(stderr, "%s: -config is required: an egress needs node.hint and a secured tunnel, which have no defaults\n", role)
+		fs.Usage()
+		return ErrUsage
 	}
 	cfg, err := config.Load(*cfgPath, role)
 	if err != nil {
@@ -127,7 +143,7 @@ func runMembers(ctx context.Context, role string, args []string, stdout, stderr 
 		return fmt.Errorf("members: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("members: %s answered %s", u, resp.Status)
+		return fmt.Errorf("members: %s answered %s%s", u, printable(resp.Status), membersHint(resp.StatusCode, *token != ""))
 	}
 	var mr node.MembersResponse
 	if err := json.Unmarshal(body, &mr); err != nil {
@@ -135,9 +151,11 @@ func runMembers(ctx context.Context, role string, args []string, stdout, stderr 
 	}
 	if *asJSON {
 		out, _ := json.MarshalIndent(mr, "", "  ")
-		fmt.Fprintf(stdout, "%s\n", out)
+		fmt.Fprintf(stdout, "%s\n", escapeJSON(out))
 		return nil
 	}
+	// Every field comes from gossip, where any key holder may write
+	// anything: escape what a terminal would act on.
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tROLE\tLOC\tCOLO\tHINT\tSTATE\tADDR\tTUNNEL\tVERSION")
 	for _, m := range mr.Members {
@@ -145,10 +163,26 @@ func runMembers(ctx context.Context, role string, args []string, stdout, stderr 
 		if m.Draining && state == "alive" {
 			state = "draining"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			m.Name, m.Role, dash(m.Loc), dash(m.Colo), dash(m.Hint), state, m.Addr, dash(m.Tunnel), dash(m.Version))
+		fields := []string{m.Name, m.Role, dash(m.Loc), dash(m.Colo), dash(m.Hint), state, m.Addr, dash(m.Tunnel), dash(m.Version)}
+		for i, f := range fields {
+			fields[i] = cell(f)
+		}
+		fmt.Fprintln(tw, strings.Join(fields, "\t"))
 	}
 	return tw.Flush()
+}
+
+// membersHint says what to do about a refusal from /members.
+func membersHint(status int, sentToken bool) string {
+	switch {
+	case status == http.StatusUnauthorized && sentToken:
+		return ": the node refused the token; pass its admin.token with -token (or $LLMESH_ADMIN_TOKEN)"
+	case status == http.StatusUnauthorized:
+		return ": the node sets admin.token; pass it with -token (or $LLMESH_ADMIN_TOKEN)"
+	case status == http.StatusNotFound:
+		return ": this listener does not serve /members; if the node sets admin.listen, point -addr at that address"
+	}
+	return ""
 }
 
 func dash(s string) string {
@@ -158,8 +192,78 @@ func dash(s string) string {
 	return s
 }
 
+// cell is s for a table cell: printable, and without spaces, which would
+// pass for column breaks.
+func cell(s string) string { return strings.ReplaceAll(printable(s), " ", `\x20`) }
+
+// printable escapes, Go-style, what a terminal would act on: control and
+// format characters, other non-printable runes, invalid UTF-8, and
+// backslashes (so an escape in the output always stands for a byte).
+func printable(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r == '\\':
+			b.WriteString(`\\`)
+		case !unicode.IsPrint(r):
+			switch {
+			case r < 0x80:
+				fmt.Fprintf(&b, `\x%02x`, r)
+			case r <= 0xffff:
+				fmt.Fprintf(&b, `\u%04x`, r)
+			default:
+				fmt.Fprintf(&b, `\U%08x`, r)
+			}
+		default:
+			b.WriteRune(r)
+		}
+		i += size
+	}
+	return b.String()
+}
+
+// escapeJSON writes every non-printable rune of indented JSON as \uXXXX:
+// encoding/json leaves DEL, C1 controls (U+009B starts an escape sequence
+// on some terminals) and format characters raw. Outside strings indented
+// JSON holds only printable runes, newlines and spaces, so this only
+// touches strings and keeps the JSON equal.
+func escapeJSON(js []byte) string {
+	var b strings.Builder
+	for _, r := range string(js) {
+		if r == '\n' || unicode.IsPrint(r) {
+			b.WriteRune(r)
+			continue
+		}
+		if r1, r2 := utf16.EncodeRune(r); r1 != unicode.ReplacementChar {
+			fmt.Fprintf(&b, `\u%04x\u%04x`, r1, r2)
+		} else {
+			fmt.Fprintf(&b, `\u%04x`, r)
+		}
+	}
+	return b.String()
+}
+
 // keygen prints a fresh 32-byte gossip key, base64, for gossip.key or gossip.keys.
-func keygen(stdout io.Writer) error {
+func keygen(role string, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet(role+" keygen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: %s keygen\n  print a new gossip key (base64 of 32 random bytes) for gossip.key or gossip.keys\n", role)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return ErrUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "%s keygen: unexpected argument %s\n", role, strconv.Quote(fs.Arg(0)))
+		fs.Usage()
+		return ErrUsage
+	}
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		return err
