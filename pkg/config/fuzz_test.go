@@ -21,6 +21,8 @@ func FuzzParse(f *testing.F) {
 		"routing: {rules: [{locs: [HK], hint: wnam}], fallback: nearest}\n",
 		"auth: {access_keys: [${SECRET}]}\nproviders: {openai: {api_key: ${SECRET}}}\n",
 		"a: &a [*a]\n",
+		"auth: {access_keys: [{key: \"${SECRET}\", providers: [openai]}, \"${SECRET}x\"]}\nproviders: {openai: {api_key: \"${SECRET}\", organization: org-1}}\n",
+		"providers: {gemini: {disabled: true}, openrouter: {disabled: true}}\n",
 	} {
 		f.Add([]byte(s))
 	}
