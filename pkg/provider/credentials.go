@@ -39,9 +39,9 @@ func ClientKey(style Style, h http.Header, rawQuery string) (string, bool) {
 	return "", false
 }
 
-// keyBound are the headers that go with a key: they choose which of the
-// key owner's organizations and projects a request bills.
-var keyBound = []string{"Openai-Organization", "Openai-Project"}
+// keyBound are the headers that go with a key, by normalised name: they
+// choose which of the key owner's organizations and projects a request bills.
+var keyBound = map[string]bool{"openai-organization": true, "openai-project": true}
 
 // StripCredentials removes every credential slot of every provider from the
 // header, and the headers bound to a key (OpenAI-Organization,
@@ -53,12 +53,9 @@ func StripCredentials(h http.Header, rawQuery string) string {
 		// Whatever the spelling (X_Api_Key, x-goog-api-key): a server that
 		// folds '_' into '-' would read it as a key.
 		var buf [maxNormName]byte
-		if credentialHeaders[string(normName(buf[:0], k))] {
+		if n := string(normName(buf[:0], k)); credentialHeaders[n] || keyBound[n] {
 			delete(h, k)
 		}
-	}
-	for _, k := range keyBound {
-		delete(h, k)
 	}
 	if rawQuery == "" {
 		return ""

@@ -3,6 +3,7 @@ package proxy
 import (
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/llmesh/llmesh/pkg/provider"
@@ -131,6 +132,8 @@ func TestBillingHeaders(t *testing.T) {
 		{"managed: the operator's", ingress, client("/openai/v1/chat/completions", "ak"), "org-operator", "proj_operator"},
 		{"managed, named in Connection: still the operator's", ingress,
 			client("/openai/v1/chat/completions", "ak", "Connection", "OpenAI-Organization, OpenAI-Project"), "org-operator", "proj_operator"},
+		{"managed, other spellings: removed too", ingress,
+			client("/bare/v1/chat/completions", "ak", "OpenAI_Organization", "org-sneaky", "openai_project", "proj_sneaky"), "", ""},
 		{"managed, none configured: none", ingress, client("/bare/v1/chat/completions", "ak"), "", ""},
 		{"pass-through: the client's", ingress, client("/openrouter/v1/chat/completions", "sk-or-own"), "org-client", "proj_client"},
 		{"egress injecting: its own", egress, tunnelled("/openai/v1/chat/completions"), "org-operator", "proj_operator"},
@@ -146,6 +149,12 @@ func TestBillingHeaders(t *testing.T) {
 			seen := <-got
 			if o, p := seen.Values("Openai-Organization"), seen.Values("Openai-Project"); !equalOrNone(o, tt.org) || !equalOrNone(p, tt.proj) {
 				t.Errorf("provider got organization %q project %q, want %q %q", o, p, tt.org, tt.proj)
+			}
+			for k, v := range seen {
+				all := strings.Join(v, ",")
+				if strings.Contains(all, "sneaky") || tt.org != "org-client" && (strings.Contains(all, "org-client") || strings.Contains(all, "proj_client")) {
+					t.Errorf("provider got the client's %s: %q", k, v)
+				}
 			}
 		})
 	}
