@@ -246,7 +246,8 @@ func keyPath(t reflect.Type, path, key string) string {
 		return join(path, key)
 	}
 	for _, known := range keysOf(t) {
-		if editDistance(strings.ToLower(key), known) <= max(1, len(known)/3) {
+		limit := max(1, len(known)/3)
+		if abs(len(key)-len(known)) <= limit && editDistance(strings.ToLower(key), known) <= limit {
 			return join(path, key)
 		}
 	}
@@ -266,6 +267,8 @@ func ownsSecret(t reflect.Type) bool {
 	}
 	return false
 }
+
+func abs(n int) int { return max(n, -n) }
 
 // editDistance is the Levenshtein distance between a and b, in bytes.
 func editDistance(a, b string) int {
