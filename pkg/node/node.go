@@ -112,8 +112,7 @@ func Start(cfg *config.Config, log *slog.Logger, opts Options) (_ *Node, err err
 		for i, k := range cfg.Auth.AccessKeys {
 			accessKeys[i] = proxy.AccessKey{Key: k.Key.Reveal(), Providers: k.Providers}
 		}
-		rt := &router{node: n, policy: policyFrom(cfg), plaintext: n.tls == nil && !cfg.Tunnel.Insecure,
-			regionHint: cfg.Routing.OnRegionBlock, regionTTL: cfg.Routing.RegionBlockTTL}
+		rt := newRouter(n)
 		if rt.plaintext && rt.routes() {
 			log.Warn("this ingress routes requests to egress nodes but has neither tunnel.tls nor tunnel.insecure: true; it will refuse to tunnel them in plaintext")
 		}

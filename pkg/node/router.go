@@ -1,6 +1,7 @@
 package node
 
 import (
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -8,15 +9,23 @@ import (
 	"sync"
 	"time"
 
+	"github.com/llmesh/llmesh/pkg/membership"
 	"github.com/llmesh/llmesh/pkg/provider"
 	"github.com/llmesh/llmesh/pkg/proxy"
 	"github.com/llmesh/llmesh/pkg/routing"
 )
 
 // router routes an ingress's requests with its policy over the live egress
-// nodes that gossip reports and the tunnel pool can reach.
+// nodes that gossip reports and the tunnel pool can reach. It sees the node
+// only through egress and conn, so it is tested alone.
 type router struct {
-	node   *Node
+	// egress returns the alive, not draining egress nodes gossip knows.
+	egress func() []membership.Member
+	// conn returns this ingress's connection to the named egress.
+	conn   func(name string) (egressConn, bool)
+	log    *slog.Logger
+	now    func() time.Time
+	rnd    func(n int) int
 	policy routing.Policy
 	// plaintext: neither tunnel.tls nor tunnel.insecure, so nothing may be
 	// tunnelled (provider keys would cross the network in clear).
@@ -28,6 +37,34 @@ type router struct {
 	blocked    sync.Map // provider name -> time.Time until which it refuses this region
 }
 
+// egressConn is what the router needs of a tunnel connection (*tunnel.Conn).
+type egressConn interface {
+	http.RoundTripper
+	Usable() bool
+	InFlight() int64
+}
+
+// newRouter returns the router of node n's ingress.
+func newRouter(n *Node) *router {
+	cfg := n.cfg
+	return &router{
+		egress: func() []membership.Member { return n.members.Snapshot().Egress("") },
+		conn: func(name string) (egressConn, bool) {
+			if c, ok := n.pool.Get(name); ok {
+				return c, true
+			}
+			return nil, false
+		},
+		log:        n.log,
+		now:        time.Now,
+		rnd:        rand.IntN,
+		policy:     policyFrom(cfg),
+		plaintext:  n.tls == nil && !cfg.Tunnel.Insecure,
+		regionHint: cfg.Routing.OnRegionBlock,
+		regionTTL:  cfg.Routing.RegionBlockTTL,
+	}
+}
+
 // routes reports whether this ingress can ever send a request to an egress.
 func (rt *router) routes() bool {
 	return len(rt.policy.Rules) > 0 || rt.policy.AllowClientHint || rt.regionHint != ""
@@ -35,13 +72,12 @@ func (rt *router) routes() bool {
 
 // candidates are the live, usable egress nodes, less those in exclude.
 func (rt *router) candidates(exclude []string) []routing.Candidate {
-	n := rt.node
 	var cands []routing.Candidate
-	for _, m := range n.members.Snapshot().Egress("") {
+	for _, m := range rt.egress() {
 		if slices.Contains(exclude, m.Name) {
 			continue
 		}
-		if c, ok := n.pool.Get(m.Name); ok && c.Usable() {
+		if c, ok := rt.conn(m.Name); ok && c.Usable() {
 			cands = append(cands, routing.Candidate{Name: m.Name, Hint: m.Hint, InFlight: c.InFlight()})
 		}
 	}
@@ -53,7 +89,7 @@ func (rt *router) Route(r *http.Request, p *provider.Provider) (proxy.Target, er
 	if rt.routes() {
 		cands = rt.candidates(nil)
 	}
-	d, err := rt.policy.Decide(r.Header.Get(proxy.HeaderHint), cands, rand.IntN)
+	d, err := rt.policy.Decide(r.Header.Get(proxy.HeaderHint), cands, rt.rnd)
 	if err != nil {
 		return proxy.Target{}, &provider.Error{Status: http.StatusBadRequest, Code: "bad_hint", Message: err.Error()}
 	}
@@ -68,7 +104,7 @@ func (rt *router) Route(r *http.Request, p *provider.Provider) (proxy.Target, er
 // Retry picks another target after an egress did not take the request:
 // the same policy over the egress nodes not tried yet.
 func (rt *router) Retry(r *http.Request, p *provider.Provider, tried []string) (proxy.Target, bool) {
-	d, err := rt.policy.Decide(r.Header.Get(proxy.HeaderHint), rt.candidates(tried), rand.IntN)
+	d, err := rt.policy.Decide(r.Header.Get(proxy.HeaderHint), rt.candidates(tried), rt.rnd)
 	if err != nil {
 		return proxy.Target{}, false
 	}
@@ -85,8 +121,8 @@ func (rt *router) RegionRefused(r *http.Request, p *provider.Provider) (proxy.Ta
 	if rt.regionHint == "" || rt.plaintext {
 		return proxy.Target{}, false
 	}
-	rt.blocked.Store(p.Name, time.Now().Add(rt.regionTTL))
-	rt.node.log.Warn("provider refuses this node's region: sending its requests through the egress pool",
+	rt.blocked.Store(p.Name, rt.now().Add(rt.regionTTL))
+	rt.log.Warn("provider refuses this node's region: sending its requests through the egress pool",
 		"provider", p.Name, "hint", rt.regionHint, "for", rt.regionTTL)
 	return rt.regionTarget(rt.candidates(nil))
 }
@@ -101,7 +137,7 @@ func (rt *router) refusesRegion(name string) bool {
 	if !ok {
 		return false
 	}
-	if time.Now().After(until.(time.Time)) {
+	if rt.now().After(until.(time.Time)) {
 		rt.blocked.Delete(name)
 		return false
 	}
@@ -109,11 +145,11 @@ func (rt *router) refusesRegion(name string) bool {
 }
 
 func (rt *router) regionTarget(cands []routing.Candidate) (proxy.Target, bool) {
-	name, ok := routing.Pick(cands, rt.regionHint, rand.IntN)
+	name, ok := routing.Pick(cands, rt.regionHint, rt.rnd)
 	if !ok {
 		return proxy.Target{}, false
 	}
-	c, ok := rt.node.pool.Get(name)
+	c, ok := rt.conn(name)
 	if !ok {
 		return proxy.Target{}, false
 	}
@@ -130,7 +166,7 @@ func (rt *router) target(d routing.Decision) (proxy.Target, error) {
 	}
 	switch d.Kind {
 	case routing.Egress:
-		if c, ok := rt.node.pool.Get(d.Egress); ok {
+		if c, ok := rt.conn(d.Egress); ok {
 			return proxy.Target{Transport: c, Tunnel: true, Route: "egress", Egress: d.Egress, Hint: d.Hint, Reason: d.Reason}, nil
 		}
 	case routing.Direct:
