@@ -49,14 +49,25 @@ func finalFrame(trailers []*tunnelpb.Header) *tunnelpb.Frame {
 	return &tunnelpb.Frame{Kind: &tunnelpb.Frame_End{End: &tunnelpb.End{Trailers: trailers}}}
 }
 
+// encodeHeader makes three allocations whatever the number of headers: the
+// messages, their values and the list.
 func encodeHeader(h http.Header) []*tunnelpb.Header {
+	n := 0
+	for _, vs := range h {
+		n += len(vs)
+	}
+	msgs := make([]tunnelpb.Header, len(h))
+	values := make([][]byte, n)
 	out := make([]*tunnelpb.Header, 0, len(h))
 	for k, vs := range h {
-		bs := make([][]byte, len(vs))
+		m := &msgs[len(out)]
+		m.Name = k
+		m.Values = values[:len(vs):len(vs)]
+		values = values[len(vs):]
 		for i, v := range vs {
-			bs[i] = bytesOf(v)
+			m.Values[i] = bytesOf(v)
 		}
-		out = append(out, &tunnelpb.Header{Name: k, Values: bs})
+		out = append(out, m)
 	}
 	return out
 }
