@@ -123,6 +123,12 @@ type Tunnel struct {
 	// sum. Defaults 10s and 10s; keepalive at least 10s (grpc-go's floor).
 	Keepalive        time.Duration `yaml:"keepalive"`
 	KeepaliveTimeout time.Duration `yaml:"keepalive_timeout"`
+	// egress: a new connection must finish its handshake (TLS, or the
+	// HTTP/2 preface in plaintext) within HandshakeTimeout, and at most
+	// MaxHandshakes may be in their handshake at once; more are closed at
+	// once. Defaults 10s and 256.
+	HandshakeTimeout time.Duration `yaml:"handshake_timeout"`
+	MaxHandshakes    int           `yaml:"max_handshakes"`
 }
 
 // AdvertiseAddr is the address other nodes dial: Advertise, or Listen when
@@ -273,7 +279,8 @@ func Default(role Role) *Config {
 			MaxBodyBytes:      32 << 20,
 			MaxInFlight:       4096,
 		},
-		Tunnel: Tunnel{MaxStreams: 1000, Keepalive: 10 * time.Second, KeepaliveTimeout: 10 * time.Second},
+		Tunnel: Tunnel{MaxStreams: 1000, Keepalive: 10 * time.Second, KeepaliveTimeout: 10 * time.Second,
+			HandshakeTimeout: 10 * time.Second, MaxHandshakes: 256},
 		Gossip: Gossip{
 			Bind:           "127.0.0.1:7946",
 			Profile:        "wan",

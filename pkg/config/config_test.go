@@ -178,6 +178,7 @@ func TestDurations(t *testing.T) {
 		{"upstream: {header_timeout: 1h}", func(c *Config) time.Duration { return c.Upstream.HeaderTimeout }, time.Hour},
 		{"tunnel: {keepalive: 20s}", func(c *Config) time.Duration { return c.Tunnel.Keepalive }, 20 * time.Second},
 		{"tunnel: {keepalive_timeout: 3s}", func(c *Config) time.Duration { return c.Tunnel.KeepaliveTimeout }, 3 * time.Second},
+		{"tunnel: {handshake_timeout: 5s}", func(c *Config) time.Duration { return c.Tunnel.HandshakeTimeout }, 5 * time.Second},
 		{"gossip: {rejoin_interval: \"2m\"}", func(c *Config) time.Duration { return c.Gossip.RejoinInterval }, 2 * time.Minute},
 	}
 	for _, tt := range tests {

@@ -205,6 +205,13 @@ func (c *Config) validateTunnel(p *problems) {
 	if egress && t.MaxStreams < 1 {
 		p.add("tunnel.max_streams", "must be at least 1 on an egress")
 	}
+	// A TLS handshake across the world takes a few round trips.
+	if egress && t.HandshakeTimeout < time.Second {
+		p.add("tunnel.handshake_timeout", "must be at least 1s on an egress (got %s)", t.HandshakeTimeout)
+	}
+	if egress && t.MaxHandshakes < 1 {
+		p.add("tunnel.max_handshakes", "must be at least 1 on an egress (got %d)", t.MaxHandshakes)
+	}
 	if egress && !t.TLS.Enabled() && t.Token == "" && !t.Insecure {
 		p.add("tunnel", "an egress needs tunnel.tls (cert, key, ca), tunnel.token, or tunnel.insecure: true; refusing to run an open tunnel")
 	}

@@ -210,6 +210,10 @@ func (n *Node) startTunnelServer(providers *provider.Registry, transport http.Ro
 		Keepalive:  tunnelKeepalive(cfg.Tunnel),
 		Logger:     n.log,
 		OnStream:   func(c codes.Code) { n.metrics.TunnelStream(c.String()) },
+		// Silent connections are closed after the timeout, and past the
+		// cap at once, instead of each held for grpc-go's 120 s.
+		HandshakeTimeout: cfg.Tunnel.HandshakeTimeout,
+		MaxHandshakes:    cfg.Tunnel.MaxHandshakes,
 	})
 	n.grpcSrv = n.tunnelSrv.GRPCServer()
 	ln, err := net.Listen("tcp", cfg.Tunnel.Listen)

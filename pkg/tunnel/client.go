@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"crypto/tls"
@@ -61,6 +62,8 @@ type DialConfig struct {
 	TLSFor    func(Endpoint) *tls.Config
 	Keepalive Keepalive
 	Logger    *slog.Logger
+
+	dialOptions []grpc.DialOption // more, for tests (a stats handler)
 }
 
 // Conn is an ingress's long-lived connection to one egress node. It is an
@@ -98,7 +101,7 @@ func Dial(name, addr string, cfg DialConfig) (*Conn, error) {
 	if cfg.Token != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(tokenCredentials{token: cfg.Token, secure: cfg.TLS != nil}))
 	}
-	cc, err := grpc.NewClient("passthrough:///"+addr, opts...)
+	cc, err := grpc.NewClient("passthrough:///"+addr, append(opts, cfg.dialOptions...)...)
 	if err != nil {
 		return nil, fmt.Errorf("tunnel: dial %s at %s: %w", name, addr, err)
 	}
@@ -222,30 +225,34 @@ func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 		bodyLength = -1 // net/http: 0 with a body means unknown
 	}
 	head := &tunnelpb.Frame{Kind: &tunnelpb.Frame_Request{Request: &tunnelpb.RequestHead{
+		Format:        Format,
 		Provider:      req.URL.Host,
 		Method:        req.Method,
-		Path:          req.URL.EscapedPath(),
-		RawQuery:      req.URL.RawQuery,
+		Path:          bytesOf(req.URL.EscapedPath()),
+		RawQuery:      bytesOf(req.URL.RawQuery),
 		Headers:       encodeHeader(req.Header),
 		RequestId:     RequestID(req.Context()),
 		InjectKey:     InjectKey(req.Context()),
 		ContentLength: bodyLength,
 	}}}
+	// Send reports the peer ending the stream as io.EOF (Recv says why);
+	// anything else, a head that does not marshal, is this request's own
+	// failure and says nothing about the egress.
 	if err := stream.Send(head); err != nil && !errors.Is(err, io.EOF) {
 		closeBody(req)
-		if !accepted(stream) {
-			return fail(c.notSent(ctx, fromStatus(ctx, recvStatus(stream))))
-		}
-		return fail(fromStatus(ctx, err))
+		return fail(localError("sending the request head", err))
 	}
 	// One goroutine sends the body while this one receives: never two senders.
-	go sendBody(stream, req.Body, cancel)
+	s := &bodySender{stream: stream, cancel: cancel}
+	go s.run(req.Body)
 
 	// The egress sends stream headers the moment it accepts an exchange,
 	// before it reads the request: a stream that ends without them was
 	// refused (draining, over capacity, credentials) or never reached the
-	// egress, and the provider was certainly not contacted.
+	// egress, and the provider was certainly not contacted. Unless the
+	// body sender ended it: then ctx is cancelled and nothing is ejected.
 	if !accepted(stream) {
+		s.wait()
 		return fail(c.notSent(ctx, fromStatus(ctx, recvStatus(stream))))
 	}
 
@@ -255,7 +262,10 @@ func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	rh := f.GetResponse()
 	if rh == nil {
-		return fail(fmt.Errorf("tunnel: %w: first frame from egress is not a response head", ErrProtocol))
+		return fail(fmt.Errorf("tunnel: %w: first frame from egress is not a response head (an egress of another llmesh version?)", ErrProtocol))
+	}
+	if rh.Format != Format {
+		return fail(fmt.Errorf("tunnel: %w: the egress answered in wire format %d, this ingress speaks %d", ErrProtocol, rh.Format, Format))
 	}
 	c.ejected.Store(0)
 	h := decodeHeader(rh.Headers)
@@ -283,39 +293,63 @@ func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// sendBody streams the request body in frames of at most FrameSize, then End.
-func sendBody(stream tunnelpb.Tunnel_ExchangeClient, body io.ReadCloser, cancel context.CancelCauseFunc) {
+// bodySender streams the request body in frames of at most FrameSize, then
+// End. A failure of its own (reading the client's body, a local send error)
+// cancels the exchange: it is this request's failure, not the egress's.
+type bodySender struct {
+	stream tunnelpb.Tunnel_ExchangeClient
+	cancel context.CancelCauseFunc
+	// mu is held across each Send: grpc-go ends the stream inside a Send
+	// that fails locally, before the failure can be recorded, and wait lets
+	// the receiver see the cancellation before it blames the egress.
+	mu sync.Mutex
+}
+
+func (s *bodySender) run(body io.ReadCloser) {
 	if body == nil || body == http.NoBody {
-		stream.Send(&tunnelpb.Frame{Kind: &tunnelpb.Frame_End{End: &tunnelpb.End{}}})
-		stream.CloseSend()
+		s.send(finalFrame(nil))
+		s.stream.CloseSend()
 		return
 	}
 	defer body.Close()
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
-	chunk := &tunnelpb.Frame_Body{}
-	frame := &tunnelpb.Frame{Kind: chunk}
 	for {
 		n, err := body.Read(buf)
-		if n > 0 {
-			// gRPC marshals the message before Send returns, so buf and
-			// frame are reused for the next chunk without a copy.
-			chunk.Body = buf[:n]
-			if stream.Send(frame) != nil {
-				return // the stream ended; the receiving side reports why
-			}
+		// grpc-go may read a message after Send returns: each frame gets
+		// its own exact-size copy, never touched again.
+		if n > 0 && !s.send(chunkFrame(bytes.Clone(buf[:n]))) {
+			return // the stream ended; the receiving side reports why
 		}
 		switch {
 		case err == io.EOF:
-			stream.Send(&tunnelpb.Frame{Kind: &tunnelpb.Frame_End{End: &tunnelpb.End{}}})
-			stream.CloseSend()
+			s.send(finalFrame(nil))
+			s.stream.CloseSend()
 			return
 		case err != nil:
-			cancel(&bodyReadError{err})
+			s.cancel(&bodyReadError{err})
 			return
 		}
 	}
+}
+
+// send sends f and reports whether the stream goes on.
+func (s *bodySender) send(f *tunnelpb.Frame) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.stream.Send(f)
+	if err != nil && !errors.Is(err, io.EOF) {
+		// Not the peer ending the stream (that is io.EOF): a local failure.
+		s.cancel(localError("sending the request body", err))
+	}
+	return err == nil
+}
+
+// wait returns once no Send is in progress.
+func (s *bodySender) wait() {
+	s.mu.Lock()
+	s.mu.Unlock()
 }
 
 // responseBody reads body frames from the egress until End. Close may be

@@ -26,6 +26,13 @@ var (
 	ErrAborted = errors.New("tunnel stream aborted")
 )
 
+// localError is a failure of this side's own sending (a message that does
+// not marshal): that request's failure alone, which says nothing about the
+// peer, so it never ejects a connection nor lets the request go elsewhere.
+func localError(what string, err error) error {
+	return fmt.Errorf("tunnel: %w: %s: %v", ErrProtocol, what, err)
+}
+
 // fromStatus turns a gRPC error into one of the errors above. ctx is the
 // stream's context: when it ended first, its cause is the real story.
 func fromStatus(ctx context.Context, err error) error {

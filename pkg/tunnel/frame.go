@@ -3,6 +3,7 @@ package tunnel
 import (
 	"net/http"
 	"sync"
+	"unsafe"
 
 	"github.com/llmesh/llmesh/proto/tunnelpb"
 )
@@ -13,6 +14,10 @@ import (
 // per-message cost.
 const FrameSize = 32 << 10
 
+// Format is the wire format this side writes and the only one it reads
+// (RequestHead.format, ResponseHead.format; see proto/tunnel.proto).
+const Format = 1
+
 // Scheme is the URL scheme of requests meant for the tunnel:
 // llmesh://{provider}/{path}?{query}. The host names a configured provider,
 // not a network address: the egress resolves it from its own configuration.
@@ -21,12 +26,48 @@ const Scheme = "llmesh"
 // tokenKey is the gRPC metadata key that carries the shared tunnel token.
 const tokenKey = "llmesh-token"
 
+// bufPool holds read buffers for request bodies. A buffer is only read
+// into: what is sent is a copy (see chunkFrame).
 var bufPool = sync.Pool{New: func() any { b := make([]byte, FrameSize); return &b }}
 
+// Frames are sent once and never touched again: grpc-go may read a message
+// after SendMsg returns (stats handlers, tracing), so neither a frame nor
+// the bytes it points at may be reused.
+
+func chunkFrame(p []byte) *tunnelpb.Frame {
+	// One allocation for the frame and its oneof wrapper.
+	f := &struct {
+		frame tunnelpb.Frame
+		body  tunnelpb.Frame_Body
+	}{}
+	f.body.Body = p
+	f.frame.Kind = &f.body
+	return &f.frame
+}
+
+func finalFrame(trailers []*tunnelpb.Header) *tunnelpb.Frame {
+	return &tunnelpb.Frame{Kind: &tunnelpb.Frame_End{End: &tunnelpb.End{Trailers: trailers}}}
+}
+
+// encodeHeader makes three allocations whatever the number of headers: the
+// messages, their values and the list.
 func encodeHeader(h http.Header) []*tunnelpb.Header {
+	n := 0
+	for _, vs := range h {
+		n += len(vs)
+	}
+	msgs := make([]tunnelpb.Header, len(h))
+	values := make([][]byte, n)
 	out := make([]*tunnelpb.Header, 0, len(h))
 	for k, vs := range h {
-		out = append(out, &tunnelpb.Header{Name: k, Values: vs})
+		m := &msgs[len(out)]
+		m.Name = k
+		m.Values = values[:len(vs):len(vs)]
+		values = values[len(vs):]
+		for i, v := range vs {
+			m.Values[i] = bytesOf(v)
+		}
+		out = append(out, m)
 	}
 	return out
 }
@@ -38,8 +79,17 @@ func decodeHeader(hs []*tunnelpb.Header) http.Header {
 			continue
 		}
 		for _, v := range kv.Values {
-			h.Add(kv.Name, v)
+			h.Add(kv.Name, stringOf(v))
 		}
 	}
 	return h
 }
+
+// bytesOf returns s's bytes without a copy, for a message that is only
+// marshalled: nothing ever writes to them.
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+// stringOf returns b as a string without a copy. b must be a received
+// message's own bytes (proto.Unmarshal copies bytes fields out of the wire
+// buffer), never written to afterwards.
+func stringOf(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }

@@ -16,7 +16,7 @@ import (
 )
 
 func validHead() *tunnelpb.RequestHead {
-	return &tunnelpb.RequestHead{Provider: "openai", Method: "POST", Path: "/v1/x", ContentLength: -1}
+	return &tunnelpb.RequestHead{Format: Format, Provider: "openai", Method: "POST", Path: []byte("/v1/x"), ContentLength: -1}
 }
 
 // The egress refuses malformed heads and out-of-order frames before the
@@ -45,16 +45,16 @@ func TestProtocolErrors(t *testing.T) {
 		{"method with space", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) { h.Method = "GE T" })}},
 		{"method with newline", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) { h.Method = "GET\r\nX: y" })}},
 		{"header name with space", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) {
-			h.Headers = []*tunnelpb.Header{{Name: "bad name", Values: []string{"v"}}}
+			h.Headers = []*tunnelpb.Header{{Name: "bad name", Values: [][]byte{[]byte("v")}}}
 		})}},
 		{"empty header name", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) {
-			h.Headers = []*tunnelpb.Header{{Name: "", Values: []string{"v"}}}
+			h.Headers = []*tunnelpb.Header{{Name: "", Values: [][]byte{[]byte("v")}}}
 		})}},
 		{"header name with colon", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) {
-			h.Headers = []*tunnelpb.Header{{Name: "X:Y", Values: []string{"v"}}}
+			h.Headers = []*tunnelpb.Header{{Name: "X:Y", Values: [][]byte{[]byte("v")}}}
 		})}},
 		{"header value with newline", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) {
-			h.Headers = []*tunnelpb.Header{{Name: "X-Ok", Values: []string{"ok", "a\r\nInjected: 1"}}}
+			h.Headers = []*tunnelpb.Header{{Name: "X-Ok", Values: [][]byte{[]byte("ok"), []byte("a\r\nInjected: 1")}}}
 		})}},
 		{"nil header entry", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) {
 			h.Headers = []*tunnelpb.Header{nil}
@@ -63,9 +63,9 @@ func TestProtocolErrors(t *testing.T) {
 		{"provider with query", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) { h.Provider = "a?b" })}},
 		{"provider with escape", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) { h.Provider = "a%2fb" })}},
 		{"provider with backslash", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) { h.Provider = `a\b` })}},
-		{"relative path", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) { h.Path = "v1/x" })}},
-		{"path with NUL", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) { h.Path = "/v1/\x00" })}},
-		{"query with DEL", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) { h.RawQuery = "a=\x7f" })}},
+		{"relative path", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) { h.Path = []byte("v1/x") })}},
+		{"path with NUL", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) { h.Path = []byte("/v1/\x00") })}},
+		{"query with DEL", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) { h.RawQuery = []byte("a=\x7f") })}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -180,6 +180,7 @@ func FuzzServerHead(f *testing.F) {
 		{"a", "GET", "/", "", "X", "a\r\nb"},
 		{"a", "GET", "/\x01", "\x7f", "X", "\t"},
 		{"ü", "GET", "/ü/%C3%BC", "ü=1", "X-Ü", "ü"},
+		{"a", "GET", "/caf\xe9", "q=caf\xe9&\xff", "X-Title", "Caf\xe9 Bot"},
 	}
 	for _, s := range seeds {
 		f.Add(s.provider, s.method, s.path, s.query, s.hname, s.hvalue)
@@ -195,11 +196,12 @@ func FuzzServerHead(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, provider, method, path, query, hname, hvalue string) {
 		// Protobuf strings are UTF-8: anything else fails in the sender.
+		// Path, query and header values are bytes: any byte goes.
 		v := func(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
 		provider = v(provider)
 		head := &tunnelpb.RequestHead{
-			Provider: provider, Method: v(method), Path: v(path), RawQuery: v(query),
-			Headers: []*tunnelpb.Header{{Name: v(hname), Values: []string{v(hvalue)}}},
+			Format: Format, Provider: provider, Method: v(method), Path: []byte(path), RawQuery: []byte(query),
+			Headers: []*tunnelpb.Header{{Name: v(hname), Values: [][]byte{[]byte(hvalue)}}},
 		}
 		fr, err := rawExchange(t.Context(), client, headFrame(head), endFrame())
 		if err != nil {

@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,11 +12,13 @@ import (
 	"net/url"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/net/http/httpguts"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
@@ -37,12 +40,21 @@ type ServerConfig struct {
 	MaxStreams uint32
 	// TLS, when set, is the server's transport credentials (mutual TLS).
 	TLS credentials.TransportCredentials
+	// HandshakeTimeout bounds a new connection's handshake (TLS, then the
+	// HTTP/2 preface): a silent connection is closed after it. Default 10 s.
+	HandshakeTimeout time.Duration
+	// MaxHandshakes caps connections in their handshake (TLS; in plaintext,
+	// the wait for the HTTP/2 preface) at once; more are closed at once.
+	// Default 256.
+	MaxHandshakes int
 	// Keepalive: the server pings quiet ingress connections too, so a
 	// provider call whose ingress vanished is cancelled, not left running.
 	Keepalive Keepalive
 	Logger    *slog.Logger
 	// OnStream, when set, is told how each stream ended (a gRPC code), for metrics.
 	OnStream func(code codes.Code)
+
+	serverOptions []grpc.ServerOption // more, for tests (a stats handler)
 }
 
 // Server is the egress end of the tunnel.
@@ -52,6 +64,10 @@ type Server struct {
 	log      *slog.Logger
 	inflight atomic.Int64
 	draining atomic.Bool
+	// handshakes holds a token per connection in its handshake.
+	handshakes chan struct{}
+	// lastRefusal is when a refused handshake was last logged (unix ns).
+	lastRefusal atomic.Int64
 	// httpServer is put in each request's context under http.ServerContextKey:
 	// httputil.ReverseProxy aborts a response that breaks mid-body only when
 	// it runs under an http.Server, and the egress must abort, never end cleanly.
@@ -63,15 +79,22 @@ func NewServer(cfg ServerConfig) *Server {
 	if cfg.MaxStreams == 0 {
 		cfg.MaxStreams = 1000
 	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = 10 * time.Second
+	}
+	if cfg.MaxHandshakes <= 0 {
+		cfg.MaxHandshakes = 256
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, log: log, httpServer: &http.Server{}}
+	return &Server{cfg: cfg, log: log, httpServer: &http.Server{}, handshakes: make(chan struct{}, cfg.MaxHandshakes)}
 }
 
 // GRPCServer returns a gRPC server with the tunnel service registered, its
-// stream cap (HTTP/2 rapid-reset mitigation) and keepalive policy set.
+// stream cap (HTTP/2 rapid-reset mitigation), keepalive policy and
+// handshake bounds set.
 func (s *Server) GRPCServer() *grpc.Server {
 	// The per-connection HTTP/2 cap sits above the node's in-flight limit:
 	// at an equal cap a client queues its extra streams until one ends,
@@ -86,13 +109,32 @@ func (s *Server) GRPCServer() *grpc.Server {
 		// Below every client's interval, so pings are never too_many_pings.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: serverMinPing, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: ka.Interval, Timeout: ka.Timeout}),
+		// grpc-go's default is 120 s: silent connections would be held that long.
+		grpc.ConnectionTimeout(s.cfg.HandshakeTimeout),
+		grpc.Creds(s.handshakeCreds()),
 	}
-	if s.cfg.TLS != nil {
-		opts = append(opts, grpc.Creds(s.cfg.TLS))
-	}
-	g := grpc.NewServer(opts...)
+	g := grpc.NewServer(append(opts, s.cfg.serverOptions...)...)
 	tunnelpb.RegisterTunnelServer(g, s)
 	return g
+}
+
+func (s *Server) handshakeCreds() credentials.TransportCredentials {
+	c := &handshakeCreds{TransportCredentials: s.cfg.TLS, slots: s.handshakes, refused: s.refusedHandshake}
+	if c.TransportCredentials == nil {
+		c.TransportCredentials, c.plaintext = insecure.NewCredentials(), true
+	}
+	return c
+}
+
+// refusedHandshake logs, at most once a minute, that connections are being
+// refused: a flood must not flood the log too.
+func (s *Server) refusedHandshake() {
+	now, last := time.Now().UnixNano(), s.lastRefusal.Load()
+	if now-last < int64(time.Minute) || !s.lastRefusal.CompareAndSwap(last, now) {
+		return
+	}
+	s.log.Warn("tunnel: refusing new connections: too many in their handshake (tunnel.max_handshakes)",
+		"max_handshakes", s.cfg.MaxHandshakes, "handshake_timeout", s.cfg.HandshakeTimeout)
 }
 
 // InFlight is the number of exchanges being served.
@@ -132,7 +174,10 @@ func (s *Server) Exchange(stream tunnelpb.Tunnel_ExchangeServer) (err error) {
 	}
 	head := f.GetRequest()
 	if head == nil {
-		return status.Error(codes.InvalidArgument, "first frame is not a request head")
+		return status.Error(codes.InvalidArgument, "first frame is not a request head (an ingress of another llmesh version?)")
+	}
+	if head.Format != Format {
+		return status.Errorf(codes.Unimplemented, "tunnel wire format %d is not supported: this egress speaks %d (run the same llmesh version on ingress and egress nodes)", head.Format, Format)
 	}
 	req, err := s.buildRequest(ctx, head)
 	if err != nil {
@@ -146,7 +191,6 @@ func (s *Server) Exchange(stream tunnelpb.Tunnel_ExchangeServer) (err error) {
 	}
 
 	w := &streamWriter{stream: stream, header: make(http.Header)}
-	w.frame.Kind = &w.chunk
 	if aborted := s.serve(w, req); aborted {
 		return status.Error(codes.Aborted, "upstream response broke off")
 	}
@@ -156,7 +200,7 @@ func (s *Server) Exchange(stream tunnelpb.Tunnel_ExchangeServer) (err error) {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
-	return stream.Send(&tunnelpb.Frame{Kind: &tunnelpb.Frame_End{End: &tunnelpb.End{Trailers: encodeHeader(w.trailers())}}})
+	return stream.Send(finalFrame(encodeHeader(w.trailers())))
 }
 
 var errExchangeDone = errors.New("tunnel: exchange finished")
@@ -191,12 +235,12 @@ func (s *Server) buildRequest(ctx context.Context, head *tunnelpb.RequestHead) (
 	if !httpguts.ValidHeaderFieldName(head.Method) {
 		return nil, fmt.Errorf("invalid method")
 	}
-	if strings.ContainsAny(head.Provider, "/?#%\\") || (head.Path != "" && head.Path[0] != '/') {
+	if strings.ContainsAny(head.Provider, "/?#%\\") || (len(head.Path) > 0 && head.Path[0] != '/') {
 		return nil, fmt.Errorf("invalid provider or path")
 	}
-	target := "/" + head.Provider + head.Path
-	if head.RawQuery != "" {
-		target += "?" + head.RawQuery
+	target := "/" + head.Provider + string(head.Path)
+	if len(head.RawQuery) > 0 {
+		target += "?" + string(head.RawQuery)
 	}
 	u, err := url.ParseRequestURI(target)
 	if err != nil {
@@ -207,7 +251,9 @@ func (s *Server) buildRequest(ctx context.Context, head *tunnelpb.RequestHead) (
 		if !httpguts.ValidHeaderFieldName(kv.GetName()) {
 			return nil, fmt.Errorf("invalid header name")
 		}
-		for _, v := range kv.Values {
+		for _, b := range kv.Values {
+			// obs-text (bytes 0x80-0xFF) is allowed, as Go's server allows it.
+			v := stringOf(b)
 			if !httpguts.ValidHeaderFieldValue(v) {
 				return nil, fmt.Errorf("invalid value for header %s", kv.Name)
 			}
@@ -277,8 +323,6 @@ type streamWriter struct {
 	header      http.Header
 	wroteHeader bool
 	err         error
-	chunk       tunnelpb.Frame_Body
-	frame       tunnelpb.Frame
 }
 
 func (w *streamWriter) Header() http.Header { return w.header }
@@ -296,7 +340,7 @@ func (w *streamWriter) WriteHeader(code int) {
 		}
 	}
 	w.err = w.stream.Send(&tunnelpb.Frame{Kind: &tunnelpb.Frame_Response{Response: &tunnelpb.ResponseHead{
-		Status: int32(code), Headers: encodeHeader(h),
+		Format: Format, Status: int32(code), Headers: encodeHeader(h),
 	}}})
 }
 
@@ -304,16 +348,20 @@ func (w *streamWriter) Write(p []byte) (int, error) {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
+	if w.err != nil || len(p) == 0 {
+		return 0, w.err
+	}
+	// p is the caller's (the proxy's pooled copy buffer) and grpc-go may
+	// read a message after Send returns: the frames point into one copy of
+	// p that is never touched again.
+	data := bytes.Clone(p)
 	written := 0
-	for w.err == nil && written < len(p) {
-		n := min(len(p)-written, FrameSize)
-		// gRPC marshals before Send returns: p is not retained.
-		w.chunk.Body = p[written : written+n]
-		if w.err = w.stream.Send(&w.frame); w.err == nil {
+	for w.err == nil && written < len(data) {
+		n := min(len(data)-written, FrameSize)
+		if w.err = w.stream.Send(chunkFrame(data[written : written+n : written+n])); w.err == nil {
 			written += n
 		}
 	}
-	w.chunk.Body = nil
 	return written, w.err
 }
 
