@@ -68,6 +68,12 @@ type HTTP struct {
 	MaxBodyBytes      int64         `yaml:"max_body_bytes"`      // default 32 MiB (33554432)
 	MaxInFlight       int           `yaml:"max_in_flight"`       // proxied requests in flight before 503 + Retry-After; default 4096, 0 = no cap
 	SSEKeepalive      time.Duration `yaml:"sse_keepalive"`       // send an SSE comment after this much silence; 0 (default) = off
+	// A request body may wait at most BodyIdleTimeout for data, and after
+	// that much grace must average MinBodyRate bytes/s; else 408.
+	BodyIdleTimeout      time.Duration `yaml:"body_idle_timeout"`        // default 30s; 0 = no body timeouts
+	MinBodyRate          int64         `yaml:"min_body_rate"`            // bytes/s; default 4096; 0 = idle timeout only
+	MaxStreamsPerConn    int           `yaml:"max_streams_per_conn"`     // concurrent HTTP/2 streams per client connection; default 100, 0 = Go's 250
+	MaxInFlightPerClient int           `yaml:"max_in_flight_per_client"` // proxied requests in flight per client IP (IPv6 /64) before 429; default 0 = no cap
 }
 
 // Auth guards providers whose real key the mesh holds (see Provider.APIKey).
@@ -205,9 +211,10 @@ type Routing struct {
 	Rules           []Rule        `yaml:"rules"`
 	Fallback        string        `yaml:"fallback"` // fail | direct | nearest; default fail
 	AllowClientHint bool          `yaml:"allow_client_hint"`
-	OnRegionBlock   string        `yaml:"on_region_block"`  // hint to retry through when a provider refuses this region; "" = off
-	RegionBlockTTL  time.Duration `yaml:"region_block_ttl"` // how long a refusal sends a provider's requests to that pool; default 15m
-	RetryBodyBytes  int64         `yaml:"retry_body_bytes"` // request bodies up to this size are kept for a retry; default 1 MiB
+	OnRegionBlock   string        `yaml:"on_region_block"`   // hint to retry through when a provider refuses this region; "" = off
+	RegionBlockTTL  time.Duration `yaml:"region_block_ttl"`  // how long a refusal sends a provider's requests to that pool; default 15m
+	RetryBodyBytes  int64         `yaml:"retry_body_bytes"`  // request bodies up to this size are kept for a retry; default 1 MiB
+	RetryBodyBudget int64         `yaml:"retry_body_budget"` // memory for all kept bodies together; past it bodies stream unkept; default 64 MiB, 0 = no bound
 }
 
 // Rule sends requests from nodes at Locs to an egress with Hint.
@@ -278,6 +285,9 @@ func Default(role Role) *Config {
 			MaxHeaderBytes:    64 << 10,
 			MaxBodyBytes:      32 << 20,
 			MaxInFlight:       4096,
+			BodyIdleTimeout:   30 * time.Second,
+			MinBodyRate:       4096,
+			MaxStreamsPerConn: 100,
 		},
 		Tunnel: Tunnel{MaxStreams: 1000, Keepalive: 10 * time.Second, KeepaliveTimeout: 10 * time.Second,
 			HandshakeTimeout: 10 * time.Second, MaxHandshakes: 256},
@@ -286,7 +296,7 @@ func Default(role Role) *Config {
 			Profile:        "wan",
 			RejoinInterval: 30 * time.Second,
 		},
-		Routing: Routing{Fallback: "fail", RegionBlockTTL: 15 * time.Minute, RetryBodyBytes: 1 << 20},
+		Routing: Routing{Fallback: "fail", RegionBlockTTL: 15 * time.Minute, RetryBodyBytes: 1 << 20, RetryBodyBudget: 64 << 20},
 		Upstream: Upstream{
 			DialTimeout:   10 * time.Second,
 			HeaderTimeout: 10 * time.Minute,

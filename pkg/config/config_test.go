@@ -57,12 +57,13 @@ func TestDefault(t *testing.T) {
 				t.Errorf("listen addresses = %q %q %q", c.HTTP.Listen, c.Tunnel.Listen, c.Gossip.Bind)
 			}
 			want := HTTP{Listen: tt.httpListen, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
-				MaxHeaderBytes: 64 << 10, MaxBodyBytes: 33554432, MaxInFlight: 4096}
+				MaxHeaderBytes: 64 << 10, MaxBodyBytes: 33554432, MaxInFlight: 4096,
+				BodyIdleTimeout: 30 * time.Second, MinBodyRate: 4096, MaxStreamsPerConn: 100}
 			if c.HTTP != want {
 				t.Errorf("HTTP = %+v, want %+v", c.HTTP, want)
 			}
 			if c.Tunnel.MaxStreams != 1000 || c.Gossip.Profile != "wan" || c.Gossip.RejoinInterval != 30*time.Second ||
-				c.Routing.Fallback != "fail" || c.Upstream.DialTimeout != 10*time.Second ||
+				c.Routing.Fallback != "fail" || c.Routing.RetryBodyBudget != 64<<20 || c.Upstream.DialTimeout != 10*time.Second ||
 				c.Upstream.HeaderTimeout != 10*time.Minute || c.Log != (Log{"info", "text"}) ||
 				c.DrainTimeout != 30*time.Second {
 				t.Errorf("defaults = %+v", c)

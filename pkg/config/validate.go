@@ -168,6 +168,13 @@ func (c *Config) validateHTTP(p *problems) {
 	p.duration("http.idle_timeout", h.IdleTimeout)
 	p.notNegative("http.max_header_bytes", int64(h.MaxHeaderBytes))
 	p.notNegative("http.max_body_bytes", h.MaxBodyBytes)
+	p.duration("http.body_idle_timeout", h.BodyIdleTimeout)
+	p.notNegative("http.min_body_rate", h.MinBodyRate)
+	if h.MinBodyRate > 0 && h.BodyIdleTimeout == 0 {
+		p.add("http.min_body_rate", "needs http.body_idle_timeout, its grace period (set both, or min_body_rate: 0)")
+	}
+	p.notNegative("http.max_streams_per_conn", int64(h.MaxStreamsPerConn))
+	p.notNegative("http.max_in_flight_per_client", int64(h.MaxInFlightPerClient))
 }
 
 func (c *Config) validateTunnel(p *problems) {
@@ -398,6 +405,7 @@ func (c *Config) validateAuth(p *problems) {
 	}
 	p.duration("routing.region_block_ttl", c.Routing.RegionBlockTTL)
 	p.notNegative("routing.retry_body_bytes", c.Routing.RetryBodyBytes)
+	p.notNegative("routing.retry_body_budget", c.Routing.RetryBodyBudget)
 }
 
 // validateAccessKeys never quotes a key, nor says which two are equal

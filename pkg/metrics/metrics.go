@@ -19,6 +19,7 @@ type Metrics struct {
 	inflight      *prometheus.GaugeVec
 	tunnelStreams *prometheus.CounterVec
 	members       *prometheus.GaugeVec
+	replayBytes   prometheus.Gauge
 }
 
 // New registers the metric set of a node with the given role and version.
@@ -47,6 +48,10 @@ func New(role, version string) *Metrics {
 			Name: "llmesh_members",
 			Help: "Mesh members this node sees, by role and state.",
 		}, []string{"role", "state"}),
+		replayBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "llmesh_replay_bytes",
+			Help: "Memory reserved for request bodies kept for a retry (routing.retry_body_budget).",
+		}),
 	}
 	build := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "llmesh_build_info",
@@ -54,7 +59,7 @@ func New(role, version string) *Metrics {
 		ConstLabels: prometheus.Labels{"role": role, "version": version},
 	})
 	build.Set(1)
-	reg.MustRegister(m.requests, m.duration, m.inflight, m.tunnelStreams, m.members, build,
+	reg.MustRegister(m.requests, m.duration, m.inflight, m.tunnelStreams, m.members, m.replayBytes, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -100,4 +105,12 @@ func (m *Metrics) SetMembers(counts map[[2]string]int) {
 	for k, n := range counts {
 		m.members.WithLabelValues(k[0], k[1]).Set(float64(n))
 	}
+}
+
+// AddReplayBytes changes the memory reserved for bodies kept for a retry.
+func (m *Metrics) AddReplayBytes(delta int64) {
+	if m == nil {
+		return
+	}
+	m.replayBytes.Add(float64(delta))
 }

@@ -128,6 +128,11 @@ func Start(cfg *config.Config, log *slog.Logger, opts Options) (_ *Node, err err
 			RetryBodyBytes: cfg.Routing.RetryBodyBytes,
 			RegionReroute:  cfg.Routing.OnRegionBlock != "",
 			SSEKeepalive:   cfg.HTTP.SSEKeepalive,
+
+			MaxInFlightPerClient: cfg.HTTP.MaxInFlightPerClient,
+			BodyIdleTimeout:      cfg.HTTP.BodyIdleTimeout,
+			MinBodyRate:          cfg.HTTP.MinBodyRate,
+			RetryBodyBudget:      cfg.Routing.RetryBodyBudget,
 		})
 	}
 
@@ -177,6 +182,9 @@ func (n *Node) serveHTTP(name string, ln net.Listener, h http.Handler) *http.Ser
 	srv.Protocols = new(http.Protocols)
 	srv.Protocols.SetHTTP1(true)
 	srv.Protocols.SetUnencryptedHTTP2(true)
+	// One connection may not open more streams than this at once: beyond
+	// it the client waits (or, ignoring the setting, has streams refused).
+	srv.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: n.cfg.HTTP.MaxStreamsPerConn}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.serveErr <- fmt.Errorf("%s server: %w", name, err)
@@ -201,6 +209,10 @@ func (n *Node) startTunnelServer(providers *provider.Registry, transport http.Ro
 		// The ingress checked the client's head against its own limit; this
 		// one bounds what a tunnel head may carry to the provider.
 		MaxHeaderBytes: cfg.HTTP.MaxHeaderBytes,
+		// A body that stalls in the tunnel frees its stream (and its slot
+		// of tunnel.max_streams) as one from a client would.
+		BodyIdleTimeout: cfg.HTTP.BodyIdleTimeout,
+		MinBodyRate:     cfg.HTTP.MinBodyRate,
 	})
 	n.tunnelSrv = tunnel.NewServer(tunnel.ServerConfig{
 		Handler:    handler,

@@ -14,6 +14,9 @@ import (
 // classify maps a failed round trip to the error the client sees. It is the
 // one place where transport failures become HTTP statuses.
 func classify(err error) *provider.Error {
+	if slow, ok := bodyTimeout(err); ok {
+		return slow
+	}
 	var tooBig *http.MaxBytesError
 	var netErr net.Error
 	switch {

@@ -88,6 +88,15 @@ type Config struct {
 	Relay bool
 	// MaxInFlight caps proxied requests in flight; more get 503 at once. 0 = no cap.
 	MaxInFlight int
+	// MaxInFlightPerClient caps proxied requests in flight per client
+	// address (IPv6: per /64); more get 429 at once. 0 = no cap.
+	MaxInFlightPerClient int
+	// BodyIdleTimeout: a request body that sends nothing for this long is
+	// cut (408 request_body_timeout). 0 = no body timeouts at all.
+	BodyIdleTimeout time.Duration
+	// MinBodyRate: after BodyIdleTimeout of grace, a request body must
+	// average this many bytes per second of waiting for it. 0 = no rate.
+	MinBodyRate int64
 	// MaxHeaderBytes: a request head (request line and headers) larger than
 	// this gets 431 in the provider's error shape. 0 = no check. Go's server
 	// answers heads beyond its own MaxHeaderBytes with a plain-text 431
@@ -96,6 +105,9 @@ type Config struct {
 	// RetryBodyBytes: request bodies up to this size are kept so the request
 	// can be sent again (failover, region-block rerouting). 0 = never retry.
 	RetryBodyBytes int64
+	// RetryBodyBudget bounds the memory of all kept bodies together; past
+	// it, bodies stream without being kept (and are not retried). 0 = no bound.
+	RetryBodyBudget int64
 	// RegionReroute: retry a region refusal on the direct path through the
 	// pool the Retrier names.
 	RegionReroute bool
@@ -113,6 +125,8 @@ type Handler struct {
 	log      *slog.Logger
 	rp       *httputil.ReverseProxy
 	inflight atomic.Int64
+	clients  clientLimit
+	replay   replayBudget
 }
 
 // New returns a proxy handler.
@@ -124,6 +138,8 @@ func New(cfg Config) *Handler {
 		cfg.MetricsRoute = "direct"
 	}
 	h := &Handler{cfg: cfg, log: cfg.Logger}
+	h.clients.max = cfg.MaxInFlightPerClient
+	h.replay.limit, h.replay.metrics = cfg.RetryBodyBudget, cfg.Metrics
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:        rewrite,
 		Transport:      roundTripperFunc(h.roundTrip),
@@ -145,6 +161,8 @@ type exchange struct {
 	status    *statusWriter // the client's response, for statuses never sent (499)
 	attempts  int           // round trips tried
 	tried     []string      // egress nodes that did not take the request
+	body      *pacedBody    // the client's body under its pace; nil without one
+	kept      int64         // bytes of the replay budget this request holds
 }
 
 type exchangeKey struct{}
@@ -179,6 +197,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"duration", time.Since(start).Round(time.Millisecond))
 	}()
 
+	body := paceBody(w, r, pace{idle: h.cfg.BodyIdleTimeout, minRate: h.cfg.MinBodyRate})
+	if body != nil {
+		// Deferred first so it runs last, once the request's slots are
+		// free: on HTTP/1 it bounds what the server reads of a body left
+		// unread (a refused request, say) by the body's pace.
+		defer body.Close()
+	}
 	if max := h.cfg.MaxInFlight; max > 0 {
 		defer h.inflight.Add(-1)
 		if h.inflight.Add(1) > int64(max) {
@@ -188,12 +213,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	release, ok := h.clients.acquire(r.RemoteAddr)
+	if !ok {
+		route = "rejected"
+		h.clients.refusal().Write(sw, h.styleOf(r))
+		return
+	}
+	defer release()
 	ex, perr := h.admit(r)
 	if ex != nil {
 		name = ex.provider.Name
+		ex.body = body
 	}
 	if perr == nil {
 		perr = h.prepare(r, ex)
+		defer func() { h.replay.release(ex.kept) }()
 	}
 	if perr != nil {
 		route = "rejected"
@@ -227,18 +261,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.rp.ServeHTTP(out, r.WithContext(context.WithValue(ctx, exchangeKey{}, ex)))
 }
 
-// prepare keeps the body of a request that may be sent more than once.
+// prepare keeps the body of a request that may be sent more than once,
+// within the replay budget; ServeHTTP releases ex.kept when the request ends.
 func (h *Handler) prepare(r *http.Request, ex *exchange) *provider.Error {
 	if !h.retries(ex) {
 		return nil
 	}
-	err := keepForReplay(r, h.cfg.RetryBodyBytes)
+	var err error
+	ex.kept, err = keepForReplay(r, h.cfg.RetryBodyBytes, &h.replay)
 	var tooBig *http.MaxBytesError
 	switch {
 	case err == nil:
 		return nil
 	case errors.As(err, &tooBig):
 		return tooLarge(tooBig.Limit)
+	}
+	if perr, ok := bodyTimeout(err); ok {
+		return perr
 	}
 	return &provider.Error{Status: http.StatusBadRequest, Code: "bad_request_body", Message: "could not read the request body"}
 }
@@ -600,30 +639,6 @@ func upstreamURL(ex *exchange, t Target, rawQuery string) *url.URL {
 	return ex.provider.URL(ex.rest, rawQuery)
 }
 
-// keepForReplay reads a body of at most limit bytes into memory so it can be
-// sent again. A larger body streams as it is and is never retried.
-func keepForReplay(r *http.Request, limit int64) error {
-	if r.Body == nil || r.Body == http.NoBody || r.ContentLength > limit {
-		return nil
-	}
-	buf, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
-	if err != nil {
-		return err
-	}
-	if int64(len(buf)) > limit {
-		r.Body = struct {
-			io.Reader
-			io.Closer
-		}{io.MultiReader(bytes.NewReader(buf), r.Body), r.Body}
-		return nil
-	}
-	r.Body.Close()
-	r.ContentLength = int64(len(buf))
-	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
-	r.Body, _ = r.GetBody()
-	return nil
-}
-
 // regionProbeBytes bounds how much of an error body is read to recognise a
 // region refusal.
 const regionProbeBytes = 64 << 10
@@ -708,7 +723,11 @@ func setRouteHeaders(h http.Header, t Target) {
 // handleError answers a round trip that failed before any response byte.
 func (h *Handler) handleError(w http.ResponseWriter, r *http.Request, err error) {
 	ex := exchangeFrom(r.Context())
-	if r.Context().Err() != nil && errors.Is(context.Cause(r.Context()), context.Canceled) {
+	// A stalled body ends the request's context too (HTTP/1), but the
+	// client is still there to hear why.
+	if cut := ex.body.timedOut(); cut != nil {
+		err = cut
+	} else if r.Context().Err() != nil && errors.Is(context.Cause(r.Context()), context.Canceled) {
 		// The client went away: nobody is left to read an answer.
 		h.log.Debug("client canceled", "id", tunnel.RequestID(r.Context()), "provider", ex.provider.Name)
 		ex.status.status = StatusClientClosed

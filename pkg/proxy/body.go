@@ -1,0 +1,318 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/llmesh/llmesh/pkg/metrics"
+	"github.com/llmesh/llmesh/pkg/provider"
+)
+
+// Request bodies: how slowly they may arrive (the pace) and how much memory
+// the bodies kept for a retry may hold (the replay budget).
+
+// ErrBodyTimeout: the client's request body stopped arriving, or arrived
+// more slowly than the minimum rate.
+var ErrBodyTimeout = errors.New("request body timed out")
+
+// bodyTimeoutError says which rule cut a body.
+type bodyTimeoutError struct{ reason string }
+
+func (e *bodyTimeoutError) Error() string        { return ErrBodyTimeout.Error() + ": " + e.reason }
+func (e *bodyTimeoutError) Is(target error) bool { return target == ErrBodyTimeout }
+
+// bodyTimeout is the client's answer to a body cut by its pace, if err is one.
+func bodyTimeout(err error) (*provider.Error, bool) {
+	var slow *bodyTimeoutError
+	if !errors.As(err, &slow) {
+		return nil, false
+	}
+	return &provider.Error{Status: http.StatusRequestTimeout, Code: "request_body_timeout",
+		Message: "the request body " + slow.reason + "; send it without pauses"}, true
+}
+
+// pace is the rule a request body must keep: a read waits at most idle for
+// data, and once idle has passed, the body must average minRate bytes per
+// second over the time spent waiting for it. Time the provider or the tunnel
+// takes to accept the bytes (backpressure) does not count against the client.
+type pace struct {
+	idle    time.Duration // 0: no rule at all
+	minRate int64         // bytes per second; 0: idle alone
+}
+
+// wait is how long the next read may wait, after n bytes that took waited
+// to arrive, and whether the rate (rather than idle) sets that bound.
+func (p pace) wait(n int64, waited time.Duration) (time.Duration, bool) {
+	if p.minRate <= 0 {
+		return p.idle, false
+	}
+	secs := n / p.minRate
+	if secs > maxPaceSeconds {
+		return p.idle, false // no body is that large; and no overflow
+	}
+	// The rate allows the grace period plus the time n bytes take at minRate.
+	allowed := p.idle + time.Duration(secs)*time.Second + time.Duration(n%p.minRate)*time.Second/time.Duration(p.minRate)
+	if rest := allowed - waited; rest < p.idle {
+		return rest, true
+	}
+	return p.idle, false
+}
+
+// maxPaceSeconds keeps pace arithmetic far from time.Duration's overflow.
+const maxPaceSeconds = 1 << 32
+
+func (p pace) timeout(byRate bool) *bodyTimeoutError {
+	if byRate {
+		return &bodyTimeoutError{"arrived more slowly than " + strconv.FormatInt(p.minRate, 10) + " bytes/s"}
+	}
+	return &bodyTimeoutError{"stopped arriving: no data for " + p.idle.String()}
+}
+
+// pacedBody enforces a pace on a client's request body. Where the server
+// supports read deadlines (client connections, HTTP/1 and HTTP/2) a deadline
+// bounds each read; elsewhere (the tunnel's pipe on an egress) a timer
+// closes the body under a blocked read.
+type pacedBody struct {
+	body  io.ReadCloser
+	pace  pace
+	rc    *http.ResponseController // nil: timer mode
+	timer *time.Timer              // timer mode
+	// lingers: closing the body reads what is left (Go's HTTP/1 server
+	// discards up to 256 KiB to reuse the connection); bound that too.
+	lingers bool
+
+	n      int64         // bytes read; Read only
+	waited time.Duration // time spent in reads; Read only
+	eof    atomic.Bool
+
+	byRate atomic.Bool                      // which rule the armed timer enforces
+	cut    atomic.Pointer[bodyTimeoutError] // set once the body timed out
+
+	mu     sync.Mutex // orders deadline changes with Close
+	closed bool
+}
+
+// paceBody wraps r.Body so it keeps p. w is the server's own ResponseWriter.
+func paceBody(w http.ResponseWriter, r *http.Request, p pace) *pacedBody {
+	if p.idle <= 0 || r.Body == nil || r.Body == http.NoBody {
+		return nil
+	}
+	b := &pacedBody{body: r.Body, pace: p, lingers: r.ProtoMajor == 1}
+	rc := http.NewResponseController(w)
+	if err := rc.SetReadDeadline(time.Time{}); err == nil {
+		b.rc = rc
+	} else {
+		b.timer = time.AfterFunc(time.Hour, b.expire)
+		b.timer.Stop()
+	}
+	r.Body = b
+	return b
+}
+
+func (b *pacedBody) Read(p []byte) (int, error) {
+	if err := b.timedOut(); err != nil {
+		return 0, err
+	}
+	if b.eof.Load() {
+		return b.body.Read(p)
+	}
+	wait, byRate := b.pace.wait(b.n, b.waited)
+	if wait <= 0 {
+		return 0, b.fail(byRate)
+	}
+	start := time.Now()
+	b.arm(start.Add(wait), wait, byRate)
+	n, err := b.body.Read(p)
+	b.disarm()
+	b.waited += time.Since(start)
+	b.n += int64(n)
+	switch {
+	case err == io.EOF:
+		b.eof.Store(true)
+	case err != nil && (b.cut.Load() != nil || errors.Is(err, os.ErrDeadlineExceeded)):
+		return n, b.fail(byRate)
+	}
+	return n, err
+}
+
+// Close closes the body. On HTTP/1 that may read the rest of the body, which
+// the pace bounds as well.
+func (b *pacedBody) Close() error {
+	b.mu.Lock()
+	b.closed = true
+	lingers := b.lingers && b.rc != nil && !b.eof.Load()
+	if lingers {
+		deadline := time.Now() // already cut: no more waiting
+		if b.cut.Load() == nil {
+			deadline = deadline.Add(b.pace.idle)
+		}
+		b.rc.SetReadDeadline(deadline)
+	}
+	b.mu.Unlock()
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+	err := b.body.Close()
+	if lingers {
+		// The rest may have been read to its end, and Go's server then
+		// watches the connection for a hang-up: with a deadline still set,
+		// it would take the expiry for one and cancel the request.
+		b.rc.SetReadDeadline(time.Time{})
+	}
+	return err
+}
+
+func (b *pacedBody) arm(deadline time.Time, wait time.Duration, byRate bool) {
+	if b.rc == nil {
+		b.byRate.Store(byRate)
+		b.timer.Reset(wait)
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.closed {
+		b.rc.SetReadDeadline(deadline)
+	}
+}
+
+// disarm clears the deadline after each read: on HTTP/2 it is a timer that
+// would fire between reads, and on HTTP/1 one left after the end of the body
+// would cut the server's watch for a hang-up.
+func (b *pacedBody) disarm() {
+	if b.rc == nil {
+		b.timer.Stop()
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.closed {
+		b.rc.SetReadDeadline(time.Time{})
+	}
+}
+
+// expire runs when the timer fires: it fails the blocked read by closing
+// the body (an io.Pipe on the egress) with the reason.
+func (b *pacedBody) expire() {
+	err := b.fail(b.byRate.Load())
+	if c, ok := b.body.(interface{ CloseWithError(error) error }); ok {
+		c.CloseWithError(err)
+		return
+	}
+	b.body.Close()
+}
+
+// fail records that the body timed out; the first reason stands.
+func (b *pacedBody) fail(byRate bool) error {
+	b.cut.CompareAndSwap(nil, b.pace.timeout(byRate))
+	return b.cut.Load()
+}
+
+// timedOut is the error that cut the body, or nil. A nil *pacedBody (no
+// body, or no pace) never times out.
+func (b *pacedBody) timedOut() error {
+	if b == nil {
+		return nil
+	}
+	if err := b.cut.Load(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// replayBudget bounds the memory of bodies kept for a retry, node-wide.
+type replayBudget struct {
+	limit   int64 // 0: no bound
+	used    atomic.Int64
+	metrics *metrics.Metrics
+}
+
+// reserve takes n bytes of the budget, or reports that they do not fit.
+func (b *replayBudget) reserve(n int64) bool {
+	if n <= 0 {
+		return true
+	}
+	for {
+		used := b.used.Load()
+		if b.limit > 0 && used+n > b.limit {
+			return false
+		}
+		if b.used.CompareAndSwap(used, used+n) {
+			b.metrics.AddReplayBytes(n)
+			return true
+		}
+	}
+}
+
+func (b *replayBudget) release(n int64) {
+	if n > 0 {
+		b.used.Add(-n)
+		b.metrics.AddReplayBytes(-n)
+	}
+}
+
+// keepChunk is the first buffer for a body of unknown length; it doubles as
+// the body arrives.
+const keepChunk = 32 << 10
+
+// keepForReplay reads a body of at most limit bytes into memory so it can be
+// sent again, reserving the memory in budget: the declared Content-Length up
+// front, or the buffer as it grows when the length is unknown. A larger body,
+// or one that does not fit in the budget, streams as it is and is never
+// retried. It returns the bytes reserved, to release when the request ends.
+func keepForReplay(r *http.Request, limit int64, budget *replayBudget) (int64, error) {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength > limit {
+		return 0, nil
+	}
+	var buf []byte
+	var reserved int64
+	for {
+		if len(buf) == cap(buf) {
+			declared := r.ContentLength > 0 // 0 with a body: unknown (net/http)
+			if int64(len(buf)) > limit || declared && cap(buf) > 0 {
+				break // larger than it may be kept, or than it said
+			}
+			size := min(max(2*int64(cap(buf)), keepChunk), limit+1)
+			if declared {
+				// One byte beyond the declared length shows the end
+				// without another allocation.
+				size = r.ContentLength + 1
+			}
+			grow := size - int64(cap(buf))
+			if !budget.reserve(grow) {
+				break
+			}
+			reserved += grow
+			buf = append(make([]byte, 0, size), buf...)
+		}
+		n, err := r.Body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return reserved, keep(r, buf)
+		}
+		if err != nil {
+			return reserved, err
+		}
+	}
+	// Not kept: what was read streams ahead of the rest.
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(buf), r.Body), r.Body}
+	return reserved, nil
+}
+
+// keep makes buf the replayable body of r.
+func keep(r *http.Request, buf []byte) error {
+	r.Body.Close()
+	r.ContentLength = int64(len(buf))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
+	r.Body, _ = r.GetBody()
+	return nil
+}
