@@ -117,7 +117,7 @@ func TestStalledUploadsDoNotStarve(t *testing.T) {
 	m := newMesh(t)
 	n := m.start(nodeSpec{role: config.RoleIngress, name: "starve", loc: "US", edit: func(c *config.Config) {
 		c.HTTP.MaxInFlight = 4
-		c.HTTP.BodyIdleTimeout = time.Second
+		c.HTTP.BodyIdleTimeout = 1500 * time.Millisecond
 	}})
 	ended := startStalled(t, 4, h2cClient(t), baseURL(n)+"/openai/v1/echo/upload", 1<<20)
 	eventually(t, 5*time.Second, func() error {
@@ -154,8 +154,8 @@ func TestStalledTunnelUploadFreesEgress(t *testing.T) {
 		name            string
 		ingress, egress time.Duration // http.body_idle_timeout of each
 	}{
-		{"egress cuts", 0, 500 * time.Millisecond},
-		{"ingress cuts", 500 * time.Millisecond, 0},
+		{"egress cuts", 0, time.Second},
+		{"ingress cuts", time.Second, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := newMesh(t)
