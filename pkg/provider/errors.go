@@ -129,7 +129,7 @@ func geminiStatus(status int) string {
 		return "RESOURCE_EXHAUSTED"
 	case http.StatusServiceUnavailable, http.StatusBadGateway:
 		return "UNAVAILABLE"
-	case http.StatusGatewayTimeout:
+	case http.StatusGatewayTimeout, http.StatusRequestTimeout:
 		return "DEADLINE_EXCEEDED"
 	}
 	if status < 500 {

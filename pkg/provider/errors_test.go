@@ -33,3 +33,17 @@ func TestErrorShapes(t *testing.T) {
 		}
 	}
 }
+
+// TestGeminiStatusNames: each status the mesh answers with maps to the
+// google.rpc.Code Google's APIs pair with it.
+func TestGeminiStatusNames(t *testing.T) {
+	for status, want := range map[int]string{
+		400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+		405: "UNIMPLEMENTED", 408: "DEADLINE_EXCEEDED", 413: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED",
+		431: "INVALID_ARGUMENT", 502: "UNAVAILABLE", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED", 500: "INTERNAL",
+	} {
+		if got := geminiStatus(status); got != want {
+			t.Errorf("geminiStatus(%d) = %s, want %s", status, got, want)
+		}
+	}
+}
