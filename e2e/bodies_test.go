@@ -282,27 +282,11 @@ func TestClientCapE2E(t *testing.T) {
 	n := m.start(nodeSpec{role: config.RoleIngress, name: "percap", loc: "US", edit: func(c *config.Config) {
 		c.HTTP.MaxInFlightPerClient = 1
 	}})
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	slow, _ := http.NewRequestWithContext(ctx, "POST", baseURL(n)+"/openai/v1/chat/completions", strings.NewReader(`{"model":"m"}`))
-	slow.Header.Set("X-Fake-Header-Delay", "1m")
-	go http.DefaultClient.Do(slow)
-	eventually(t, 5*time.Second, func() error {
-		if m.provider.Stats().Active != 1 {
-			return fmt.Errorf("the slow request has not reached the provider")
-		}
-		return nil
-	})
+	release := m.holdRequest(t, n)
 	resp, body := get(t, baseURL(n)+"/anthropic/v1/models")
 	wantError(t, resp, body, 429, "client_over_capacity", "anthropic")
 	if resp.Header.Get("Retry-After") == "" {
 		t.Error("no Retry-After")
 	}
-	cancel()
-	eventually(t, 5*time.Second, func() error {
-		if resp, _ := get(t, baseURL(n)+"/openai/v1/models"); resp.StatusCode != 200 {
-			return fmt.Errorf("status %d after the slow request ended", resp.StatusCode)
-		}
-		return nil
-	})
+	release()
 }

@@ -520,29 +520,13 @@ func TestLimits(t *testing.T) {
 		t.Fatalf("the provider saw %d requests, want only the one that fit", got)
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	slow, _ := http.NewRequestWithContext(ctx, "POST", baseURL(n)+"/openai/v1/chat/completions", strings.NewReader(`{"model":"m"}`))
-	slow.Header.Set("X-Fake-Header-Delay", "1m")
-	go http.DefaultClient.Do(slow)
-	eventually(t, 5*time.Second, func() error {
-		if m.provider.Stats().Active != 1 {
-			return fmt.Errorf("the slow request has not reached the provider")
-		}
-		return nil
-	})
+	release := m.holdRequest(t, n)
 	resp, body := get(t, baseURL(n)+"/anthropic/v1/models")
 	wantError(t, resp, body, 503, "over_capacity", "anthropic")
 	if resp.Header.Get("Retry-After") == "" {
 		t.Fatal("no Retry-After")
 	}
-	cancel()
-	eventually(t, 5*time.Second, func() error {
-		if resp, _ := get(t, baseURL(n)+"/openai/v1/models"); resp.StatusCode != 200 {
-			return fmt.Errorf("status %d after the slow request ended", resp.StatusCode)
-		}
-		return nil
-	})
+	release()
 }
 
 // TestGossipWithWrongKey: a node with another gossip key never appears.
@@ -592,5 +576,31 @@ func TestSlowHeaders(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("closed after %s", d)
+	}
+}
+
+// holdRequest keeps one request to n waiting at the provider (which holds
+// its answer) until the returned release, which waits until n serves again.
+func (m *mesh) holdRequest(t *testing.T, n *node.Node) (release func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	slow, _ := http.NewRequestWithContext(ctx, "POST", baseURL(n)+"/openai/v1/chat/completions", strings.NewReader(`{"model":"m"}`))
+	slow.Header.Set("X-Fake-Header-Delay", "1m")
+	go http.DefaultClient.Do(slow)
+	eventually(t, 5*time.Second, func() error {
+		if m.provider.Stats().Active != 1 {
+			return fmt.Errorf("the held request has not reached the provider")
+		}
+		return nil
+	})
+	return func() {
+		t.Helper()
+		cancel()
+		eventually(t, 5*time.Second, func() error {
+			if resp, _ := get(t, baseURL(n)+"/openai/v1/models"); resp.StatusCode != 200 {
+				return fmt.Errorf("status %d after the held request ended", resp.StatusCode)
+			}
+			return nil
+		})
 	}
 }
