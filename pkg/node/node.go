@@ -204,7 +204,7 @@ func (n *Node) startTunnelServer(providers *provider.Registry, transport http.Ro
 		Transport:    transport,
 		Metrics:      n.metrics,
 		Logger:       n.log,
-		MetricsRoute: "relay",
+		MetricsRoute: proxy.RouteRelay,
 		Relay:        true,
 		// The ingress checked the client's head against its own limit; this
 		// one bounds what a tunnel head may carry to the provider.

@@ -153,7 +153,7 @@ func (rt *router) regionTarget(cands []routing.Candidate) (proxy.Target, bool) {
 	if !ok {
 		return proxy.Target{}, false
 	}
-	return proxy.Target{Transport: c, Tunnel: true, Route: "egress", Egress: name, Hint: rt.regionHint, Reroute: "region-block", Reason: "region-block"}, true
+	return proxy.Target{Transport: c, Tunnel: true, Route: proxy.RouteEgress, Egress: name, Hint: rt.regionHint, Reroute: routing.ReasonRegionBlock, Reason: routing.ReasonRegionBlock}, true
 }
 
 func (rt *router) target(d routing.Decision) (proxy.Target, error) {
@@ -167,10 +167,10 @@ func (rt *router) target(d routing.Decision) (proxy.Target, error) {
 	switch d.Kind {
 	case routing.Egress:
 		if c, ok := rt.conn(d.Egress); ok {
-			return proxy.Target{Transport: c, Tunnel: true, Route: "egress", Egress: d.Egress, Hint: d.Hint, Reason: d.Reason}, nil
+			return proxy.Target{Transport: c, Tunnel: true, Route: proxy.RouteEgress, Egress: d.Egress, Hint: d.Hint, Reason: d.Reason}, nil
 		}
 	case routing.Direct:
-		return proxy.Target{Route: "direct", Reason: d.Reason}, nil
+		return proxy.Target{Route: proxy.RouteDirect, Reason: d.Reason}, nil
 	}
 	return proxy.Target{}, &provider.Error{Status: http.StatusServiceUnavailable, Code: "no_egress",
 		Message: "no live egress node for location hint " + strconv.Quote(d.Wanted) + " (routing.fallback: " + string(rt.policy.Fallback) + ")"}

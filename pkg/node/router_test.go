@@ -65,7 +65,7 @@ var (
 	openAI     = &provider.Provider{Name: "openai", Style: provider.StyleOpenAI}
 	aRequest   = httptest.NewRequest("POST", "/openai/v1/chat/completions", nil)
 	errorCode  = func(err error) string { var pe *provider.Error; errors.As(err, &pe); return pe.Code }
-	targetName = func(t proxy.Target) string { return t.Route + "/" + t.Egress }
+	targetName = func(t proxy.Target) string { return string(t.Route) + "/" + t.Egress }
 )
 
 func TestRouterRoute(t *testing.T) {

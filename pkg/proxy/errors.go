@@ -45,15 +45,15 @@ func classify(err error) *provider.Error {
 		Message: "the provider could not be reached"}
 }
 
-// Scrub returns err's text without URLs: a *url.Error prints its whole URL,
+// scrub returns err's text without URLs: a *url.Error prints its whole URL,
 // and a Gemini ?key= would end up in the log.
-func Scrub(err error) string {
+func scrub(err error) string {
 	if err == nil {
 		return ""
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		return ue.Op + ": " + Scrub(ue.Err)
+		return ue.Op + ": " + scrub(ue.Err)
 	}
 	return err.Error()
 }

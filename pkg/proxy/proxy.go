@@ -21,6 +21,7 @@ import (
 
 	"github.com/llmesh/llmesh/pkg/metrics"
 	"github.com/llmesh/llmesh/pkg/provider"
+	"github.com/llmesh/llmesh/pkg/routing"
 	"github.com/llmesh/llmesh/pkg/tunnel"
 )
 
@@ -34,6 +35,17 @@ const (
 	HeaderReroute   = "X-Mesh-Reroute" // why the request left its normal route
 )
 
+// Route is how a request reached its provider: the X-Mesh-Route value and
+// the route label of the request metrics and log.
+type Route string
+
+const (
+	RouteDirect   Route = "direct"   // this node called the provider
+	RouteEgress   Route = "egress"   // through the tunnel, from an egress
+	RouteRelay    Route = "relay"    // an egress serving a tunnelled request (metrics only)
+	RouteRejected Route = "rejected" // refused before it was sent anywhere (metrics only)
+)
+
 // Target is where one request goes.
 type Target struct {
 	// Transport carries the exchange; nil means the direct transport.
@@ -43,16 +55,14 @@ type Target struct {
 	Tunnel bool
 	// Route is the X-Mesh-Route value and metrics label; "" sets no X-Mesh
 	// headers (an egress serving a tunnelled request).
-	Route  string
+	Route  Route
 	Egress string
 	Hint   string
 	// Reroute, when set, is the X-Mesh-Reroute value: why this request did
 	// not take its normal route ("region-block").
-	Reroute string
-	// Reason says why the router chose this target, for the access log:
-	// "rule", "client", "no-rule", "fallback-direct", "fallback-nearest",
-	// "region-block".
-	Reason string
+	Reroute routing.Reason
+	// Reason says why the router chose this target, for the access log.
+	Reason routing.Reason
 }
 
 // Router picks the Target of a request. It returns a *provider.Error to
@@ -80,7 +90,7 @@ type Config struct {
 	Metrics   *metrics.Metrics  // may be nil
 	Logger    *slog.Logger
 	// MetricsRoute labels requests when the Router sets no Route ("relay" on an egress).
-	MetricsRoute string
+	MetricsRoute Route
 	// AccessKeys are the keys clients of managed providers must present (ingress).
 	AccessKeys []AccessKey
 	// Relay marks the egress side: it serves requests an ingress already
@@ -135,7 +145,7 @@ func New(cfg Config) *Handler {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.MetricsRoute == "" {
-		cfg.MetricsRoute = "direct"
+		cfg.MetricsRoute = RouteDirect
 	}
 	h := &Handler{cfg: cfg, log: cfg.Logger}
 	h.clients.max = cfg.MaxInFlightPerClient
@@ -188,10 +198,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// The target that served the request: after a failover or a
 		// region-block reroute, not the first one tried.
 		chosen := ex.chosen()
-		if chosen.Route != "" && route != "rejected" {
+		if chosen.Route != "" && route != RouteRejected {
 			route = chosen.Route
 		}
-		h.cfg.Metrics.Observe(name, route, sw.code(), time.Since(start))
+		h.cfg.Metrics.Observe(name, string(route), sw.code(), time.Since(start))
 		h.log.Info("request", "id", clip(id), "method", clip(r.Method), "provider", name, "route", route,
 			"egress", chosen.Egress, "reason", chosen.Reason, "attempts", ex.tries(), "status", sw.code(), "bytes", sw.bytes,
 			"duration", time.Since(start).Round(time.Millisecond))
@@ -207,7 +217,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if max := h.cfg.MaxInFlight; max > 0 {
 		defer h.inflight.Add(-1)
 		if h.inflight.Add(1) > int64(max) {
-			route = "rejected"
+			route = RouteRejected
 			(&provider.Error{Status: http.StatusServiceUnavailable, Code: "over_capacity",
 				Message: "this node is at its limit of " + strconv.Itoa(max) + " requests in flight; retry shortly"}).Write(sw, h.styleOf(r))
 			return
@@ -215,7 +225,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	release, ok := h.clients.acquire(r.RemoteAddr)
 	if !ok {
-		route = "rejected"
+		route = RouteRejected
 		h.clients.refusal().Write(sw, h.styleOf(r))
 		return
 	}
@@ -230,7 +240,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer func() { h.replay.release(ex.kept) }()
 	}
 	if perr != nil {
-		route = "rejected"
+		route = RouteRejected
 		perr.Write(sw, h.styleOf(r))
 		return
 	}
@@ -238,7 +248,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		route = ex.target.Route
 	}
 	ex.status = sw
-	defer h.cfg.Metrics.Begin(route)()
+	defer h.cfg.Metrics.Begin(string(route))()
 
 	ctx := tunnel.WithRequestID(r.Context(), id)
 	if ex.injectKey {
@@ -486,7 +496,7 @@ func (h *Handler) retries(ex *exchange) bool {
 	if _, ok := h.cfg.Router.(Retrier); !ok || h.cfg.RetryBodyBytes <= 0 {
 		return false
 	}
-	return ex.target.Tunnel || h.cfg.RegionReroute && ex.target.Route == "direct"
+	return ex.target.Tunnel || h.cfg.RegionReroute && ex.target.Route == RouteDirect
 }
 
 // roundTrip sends the request to its target and, while nothing has reached
@@ -548,7 +558,7 @@ func (h *Handler) try(req *http.Request, ex *exchange) outcome {
 		resp.Body.Close()
 		return outcome{err: errUnexpectedUpgrade}
 	}
-	if h.cfg.RegionReroute && ex.target.Route == "direct" {
+	if h.cfg.RegionReroute && ex.target.Route == RouteDirect {
 		refused, resp := peekRegionRefusal(resp, ex.provider)
 		return outcome{resp: resp, regionRefused: refused}
 	}
@@ -572,7 +582,7 @@ func (h *Handler) nextTarget(req *http.Request, ex *exchange, out outcome) (Targ
 		next, ok := retrier.Retry(req, ex.provider, ex.tried)
 		if ok {
 			h.log.Info("retrying elsewhere: the egress did not take the request", "id", id,
-				"failed", ns.Egress, "next", next.Egress, "route", next.Route, "err", Scrub(out.err))
+				"failed", ns.Egress, "next", next.Egress, "route", next.Route, "err", scrub(out.err))
 		}
 		return next, ok
 	case out.regionRefused:
@@ -710,13 +720,13 @@ func setRouteHeaders(h http.Header, t Target) {
 	if t.Route == "" {
 		return
 	}
-	h.Set(HeaderRoute, t.Route)
+	h.Set(HeaderRoute, string(t.Route))
 	if t.Egress != "" {
 		h.Set(HeaderEgress, t.Egress)
 		h.Set(HeaderHint, t.Hint)
 	}
 	if t.Reroute != "" {
-		h.Set(HeaderReroute, t.Reroute)
+		h.Set(HeaderReroute, string(t.Reroute))
 	}
 }
 
@@ -735,7 +745,7 @@ func (h *Handler) handleError(w http.ResponseWriter, r *http.Request, err error)
 	}
 	pe := classify(err)
 	h.log.Warn("upstream failed", "id", tunnel.RequestID(r.Context()), "provider", ex.provider.Name,
-		"egress", ex.target.Egress, "status", pe.Status, "err", Scrub(err))
+		"egress", ex.target.Egress, "status", pe.Status, "err", scrub(err))
 	setRouteHeaders(w.Header(), ex.target)
 	pe.Write(w, ex.provider.Style)
 }

@@ -556,21 +556,21 @@ func TestScrub(t *testing.T) {
 		{&url.Error{Op: "Get", URL: "http://x/?key=AIzaSECRET", Err: &url.Error{Op: "Get", URL: "http://y/?key=AIzaSECRET", Err: context.DeadlineExceeded}}, "Get: Get: context deadline exceeded"},
 	}
 	for _, tt := range tests {
-		got := Scrub(tt.err)
+		got := scrub(tt.err)
 		if got != tt.want {
-			t.Errorf("Scrub(%v) = %q, want %q", tt.err, got, tt.want)
+			t.Errorf("scrub(%v) = %q, want %q", tt.err, got, tt.want)
 		}
 		if strings.Contains(got, "SECRET") || strings.Contains(got, "://") {
-			t.Errorf("Scrub left a URL: %q", got)
+			t.Errorf("scrub left a URL: %q", got)
 		}
 	}
-	// A real client error from a failed call carries the URL; Scrub drops it.
+	// A real client error from a failed call carries the URL; scrub drops it.
 	_, err := http.Get("http://" + closedAddr(t) + "/v1?key=AIzaSECRET")
 	if err == nil {
 		t.Fatal("call to a closed port succeeded")
 	}
-	if s := Scrub(err); strings.Contains(s, "SECRET") || !strings.Contains(err.Error(), "SECRET") {
-		t.Errorf("Scrub(%q) = %q", err, s)
+	if s := scrub(err); strings.Contains(s, "SECRET") || !strings.Contains(err.Error(), "SECRET") {
+		t.Errorf("scrub(%q) = %q", err, s)
 	}
 }
 

@@ -55,13 +55,25 @@ func (k Kind) String() string {
 	return "unavailable"
 }
 
+// Reason says why a request took its route, for the access log.
+type Reason string
+
+const (
+	ReasonRule            Reason = "rule"             // a rule for this node's loc named the hint
+	ReasonClient          Reason = "client"           // the client's X-Mesh-Hint named it
+	ReasonNoRule          Reason = "no-rule"          // no rule for this loc: direct
+	ReasonFallbackDirect  Reason = "fallback-direct"  // the hint had no live egress: direct
+	ReasonFallbackNearest Reason = "fallback-nearest" // the hint had no live egress: the nearest that has one
+	ReasonRegionBlock     Reason = "region-block"     // the provider refused this node's region
+)
+
 // Decision is where one request goes.
 type Decision struct {
 	Kind   Kind
 	Wanted string // hint the rules (or the client) asked for; "" when direct by rule
 	Hint   string // hint of the chosen egress (differs from Wanted after a nearest fallback)
 	Egress string // chosen egress node name
-	Reason string // why, for the access log: "rule", "client", "fallback-direct", "fallback-nearest", "no-rule"
+	Reason Reason // why, for the access log
 }
 
 // ErrUnknownHint is returned for a client hint that is not a location hint.
@@ -105,13 +117,13 @@ func (p *Policy) Decide(clientHint string, candidates []Candidate, rnd func(int)
 		if !ValidHint(h) {
 			return Decision{}, fmt.Errorf("%w %q (want one of %s)", ErrUnknownHint, clientHint, strings.Join(Hints, ", "))
 		}
-		d.Wanted, d.Reason = h, "client"
+		d.Wanted, d.Reason = h, ReasonClient
 	default:
 		d.Wanted = p.ruleHint()
-		d.Reason = "rule"
+		d.Reason = ReasonRule
 	}
 	if d.Wanted == "" {
-		return Decision{Kind: Direct, Reason: "no-rule"}, nil
+		return Decision{Kind: Direct, Reason: ReasonNoRule}, nil
 	}
 	if name, ok := pick(candidates, d.Wanted, rnd); ok {
 		d.Kind, d.Hint, d.Egress = Egress, d.Wanted, name
@@ -119,12 +131,12 @@ func (p *Policy) Decide(clientHint string, candidates []Candidate, rnd func(int)
 	}
 	switch p.Fallback {
 	case FallbackDirect:
-		d.Kind, d.Reason = Direct, "fallback-direct"
+		d.Kind, d.Reason = Direct, ReasonFallbackDirect
 		return d, nil
 	case FallbackNearest:
 		for _, h := range nearest[d.Wanted] {
 			if name, ok := pick(candidates, h, rnd); ok {
-				d.Kind, d.Hint, d.Egress, d.Reason = Egress, h, name, "fallback-nearest"
+				d.Kind, d.Hint, d.Egress, d.Reason = Egress, h, name, ReasonFallbackNearest
 				return d, nil
 			}
 		}
