@@ -107,33 +107,7 @@ func Start(cfg *config.Config, log *slog.Logger, opts Options) (_ *Node, err err
 		}
 		routes = notFoundOnEgress()
 	default:
-		n.pool = tunnel.NewPool(n.dialConfig())
-		accessKeys := make([]proxy.AccessKey, len(cfg.Auth.AccessKeys))
-		for i, k := range cfg.Auth.AccessKeys {
-			accessKeys[i] = proxy.AccessKey{Key: k.Key.Reveal(), Providers: k.Providers}
-		}
-		rt := newRouter(n)
-		if rt.plaintext && rt.routes() {
-			log.Warn("this ingress routes requests to egress nodes but has neither tunnel.tls nor tunnel.insecure: true; it will refuse to tunnel them in plaintext")
-		}
-		routes = proxy.New(proxy.Config{
-			Providers:      providers,
-			Router:         rt,
-			Transport:      transport,
-			Metrics:        n.metrics,
-			Logger:         log,
-			AccessKeys:     accessKeys,
-			MaxInFlight:    cfg.HTTP.MaxInFlight,
-			MaxHeaderBytes: cfg.HTTP.MaxHeaderBytes,
-			RetryBodyBytes: cfg.Routing.RetryBodyBytes,
-			RegionReroute:  cfg.Routing.OnRegionBlock != "",
-			SSEKeepalive:   cfg.HTTP.SSEKeepalive,
-
-			MaxInFlightPerClient: cfg.HTTP.MaxInFlightPerClient,
-			BodyIdleTimeout:      cfg.HTTP.BodyIdleTimeout,
-			MinBodyRate:          cfg.HTTP.MinBodyRate,
-			RetryBodyBudget:      cfg.Routing.RetryBodyBudget,
-		})
+		routes = n.startIngress(providers, transport)
 	}
 
 	n.httpLn, err = net.Listen("tcp", cfg.HTTP.Listen)
@@ -191,6 +165,39 @@ func (n *Node) serveHTTP(name string, ln net.Listener, h http.Handler) *http.Ser
 		}
 	}()
 	return srv
+}
+
+// startIngress builds the ingress's proxy: its router over the tunnel pool,
+// the access keys and the limits.
+func (n *Node) startIngress(providers *provider.Registry, transport http.RoundTripper) http.Handler {
+	cfg := n.cfg
+	n.pool = tunnel.NewPool(n.dialConfig())
+	accessKeys := make([]proxy.AccessKey, len(cfg.Auth.AccessKeys))
+	for i, k := range cfg.Auth.AccessKeys {
+		accessKeys[i] = proxy.AccessKey{Key: k.Key.Reveal(), Providers: k.Providers}
+	}
+	rt := newRouter(n)
+	if rt.plaintext && rt.routes() {
+		n.log.Warn("this ingress routes requests to egress nodes but has neither tunnel.tls nor tunnel.insecure: true; it will refuse to tunnel them in plaintext")
+	}
+	return proxy.New(proxy.Config{
+		Providers:      providers,
+		Router:         rt,
+		Transport:      transport,
+		Metrics:        n.metrics,
+		Logger:         n.log,
+		AccessKeys:     accessKeys,
+		MaxInFlight:    cfg.HTTP.MaxInFlight,
+		MaxHeaderBytes: cfg.HTTP.MaxHeaderBytes,
+		RetryBodyBytes: cfg.Routing.RetryBodyBytes,
+		RegionReroute:  cfg.Routing.OnRegionBlock != "",
+		SSEKeepalive:   cfg.HTTP.SSEKeepalive,
+
+		MaxInFlightPerClient: cfg.HTTP.MaxInFlightPerClient,
+		BodyIdleTimeout:      cfg.HTTP.BodyIdleTimeout,
+		MinBodyRate:          cfg.HTTP.MinBodyRate,
+		RetryBodyBudget:      cfg.Routing.RetryBodyBudget,
+	})
 }
 
 func (n *Node) startTunnelServer(providers *provider.Registry, transport http.RoundTripper) error {
