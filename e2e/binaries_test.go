@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/llmesh/llmesh/internal/wait"
 )
 
 // binaries builds the real commands once per test binary.
@@ -95,7 +97,7 @@ func (p *process) field(t *testing.T, re string) string {
 	t.Helper()
 	rx := regexp.MustCompile(re)
 	var got string
-	eventually(t, 20*time.Second, func() error {
+	wait.For(t, 20*time.Second, func() error {
 		if m := rx.FindStringSubmatch(p.output()); m != nil {
 			got = m[1]
 			return nil
@@ -167,7 +169,7 @@ providers:
 	ingress := startProcess(t, "ingress", env, "-config", ingressCfg)
 	ingressHTTP := "http://" + ingress.field(t, `node started.* http=(\S+)`)
 
-	eventually(t, 20*time.Second, func() error {
+	wait.For(t, 20*time.Second, func() error {
 		resp, err := http.Get(ingressHTTP + "/openai/v1/models")
 		if err != nil {
 			return err
@@ -203,7 +205,7 @@ providers:
 	if err := egress.stop(t); err != nil {
 		t.Errorf("egress exit: %v", err)
 	}
-	eventually(t, 10*time.Second, func() error {
+	wait.For(t, 10*time.Second, func() error {
 		resp, err := http.Get(ingressHTTP + "/members")
 		if err != nil {
 			return err

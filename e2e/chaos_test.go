@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/llmesh/llmesh/internal/wait"
 )
 
 // binaryMesh is a mesh of real processes: a fake provider, wnam egress
@@ -79,7 +81,7 @@ func (bm *binaryMesh) waitAlive(names ...string) {
 	for _, n := range names {
 		want[n] = "alive"
 	}
-	eventually(bm.t, 20*time.Second, func() error { return memberStates(bm.ingressURL, want) })
+	wait.For(bm.t, 20*time.Second, func() error { return memberStates(bm.ingressURL, want) })
 }
 
 // providerRequests counts the requests the fake provider logged.
@@ -176,11 +178,11 @@ func TestKill9MidStream(t *testing.T) {
 			t.Fatalf("request %d after the kill took %s", i, d)
 		}
 	}
-	eventually(t, 15*time.Second, func() error {
+	wait.For(t, 15*time.Second, func() error {
 		return memberStates(ingress, map[string]string{victim: "dead", survivor: "alive"})
 	})
 	t.Logf("gossip declared %s dead %s after the kill", victim, time.Since(killed).Round(time.Millisecond))
-	eventually(t, 5*time.Second, func() error {
+	wait.For(t, 5*time.Second, func() error {
 		if got := bm.providerRequests(); got != sent {
 			return fmt.Errorf("clients sent %d requests, the provider logged %d", sent, got)
 		}
@@ -248,7 +250,7 @@ func TestRollingRestartProcesses(t *testing.T) {
 	}
 	progress := func() {
 		target := sent.Load() + 8
-		eventually(t, 30*time.Second, func() error {
+		wait.For(t, 30*time.Second, func() error {
 			if sent.Load() < target {
 				return fmt.Errorf("%d requests sent", sent.Load())
 			}
@@ -269,7 +271,7 @@ func TestRollingRestartProcesses(t *testing.T) {
 	if n := failed.Load(); n > 0 {
 		t.Fatalf("%d of %d requests failed during the rolling restart; first: %v", n, sent.Load(), firstErr.Load())
 	}
-	eventually(t, 5*time.Second, func() error {
+	wait.For(t, 5*time.Second, func() error {
 		if got := bm.providerRequests(); int64(got) != sent.Load() {
 			return fmt.Errorf("clients sent %d requests, the provider logged %d", sent.Load(), got)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/llmesh/llmesh/internal/fakeprovider"
+	"github.com/llmesh/llmesh/internal/wait"
 	"github.com/llmesh/llmesh/pkg/config"
 	"github.com/llmesh/llmesh/pkg/membership"
 	"github.com/llmesh/llmesh/pkg/node"
@@ -176,7 +177,7 @@ func (m *mesh) stop(name string) {
 // and holds a connection to each.
 func (m *mesh) waitMembers(n *node.Node, want ...string) {
 	m.t.Helper()
-	eventually(m.t, 10*time.Second, func() error {
+	wait.For(m.t, 10*time.Second, func() error {
 		snap := n.Members()
 		for _, name := range want {
 			mem, ok := snap.Get(name)
@@ -186,22 +187,6 @@ func (m *mesh) waitMembers(n *node.Node, want ...string) {
 		}
 		return nil
 	})
-}
-
-// eventually polls cond until it returns nil or the deadline passes.
-func eventually(t testing.TB, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s: %v", timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func baseURL(n *node.Node) string { return "http://" + n.HTTPAddr() }
@@ -214,7 +199,7 @@ func (m *mesh) accessLog(t *testing.T, node string, resp *http.Response) string 
 	t.Helper()
 	id := resp.Header.Get(proxy.HeaderRequestID)
 	var line string
-	eventually(t, 5*time.Second, func() error {
+	wait.For(t, 5*time.Second, func() error {
 		for l := range strings.Lines(m.logs.String()) {
 			if strings.Contains(l, "msg=request node="+node+" ") && strings.Contains(l, " id="+id+" ") {
 				line = l

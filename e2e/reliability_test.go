@@ -15,6 +15,7 @@ import (
 	"github.com/openai/openai-go/v3/option"
 
 	"github.com/llmesh/llmesh/internal/fakeprovider"
+	"github.com/llmesh/llmesh/internal/wait"
 	"github.com/llmesh/llmesh/pkg/config"
 )
 
@@ -126,7 +127,7 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 		})
 	}
 	waitSent := func(n int64) {
-		eventually(t, 20*time.Second, func() error {
+		wait.For(t, 20*time.Second, func() error {
 			if sent.Load() < n {
 				return fmt.Errorf("only %d requests sent", sent.Load())
 			}
@@ -166,7 +167,7 @@ func TestAllEgressDownThenRecovery(t *testing.T) {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
 	m.stop("ad-1")
-	eventually(t, 5*time.Second, func() error {
+	wait.For(t, 5*time.Second, func() error {
 		start := time.Now()
 		resp, body := get(t, baseURL(hk)+"/openai/v1/models")
 		if resp.StatusCode != 503 || resp.Header.Get("X-Mesh-Error") != "no_egress" {
@@ -178,7 +179,7 @@ func TestAllEgressDownThenRecovery(t *testing.T) {
 		return nil
 	})
 	m.start(nodeSpec{role: config.RoleEgress, name: "ad-2", loc: "US", hint: "wnam"})
-	eventually(t, 10*time.Second, func() error {
+	wait.For(t, 10*time.Second, func() error {
 		resp, body := get(t, baseURL(hk)+"/openai/v1/models")
 		if resp.StatusCode != 200 || resp.Header.Get("X-Mesh-Egress") != "ad-2" {
 			return fmt.Errorf("%d %s", resp.StatusCode, body)

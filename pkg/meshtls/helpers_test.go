@@ -267,18 +267,6 @@ func serialOf(t *testing.T, c *tls.Conn) *big.Int {
 	return c.ConnectionState().PeerCertificates[0].SerialNumber
 }
 
-// eventually polls cond every 10ms until it holds or 5s pass.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func wantErrContains(t *testing.T, what string, err error, subs ...string) {
 	t.Helper()
 	if err == nil {

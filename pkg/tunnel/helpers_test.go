@@ -113,18 +113,6 @@ func endFrame() *tunnelpb.Frame {
 	return &tunnelpb.Frame{Kind: &tunnelpb.Frame_End{End: &tunnelpb.End{}}}
 }
 
-// waitFor polls cond until it holds or d passes.
-func waitFor(tb testing.TB, d time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // recv waits for a value on ch for at most d.
 func recv[T any](tb testing.TB, ch <-chan T, d time.Duration, what string) T {
 	tb.Helper()

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc/connectivity"
+
+	"github.com/llmesh/llmesh/internal/wait"
 )
 
 func names(p *Pool) []string {
@@ -49,7 +51,7 @@ func TestPoolSync(t *testing.T) {
 	if a1.Usable() {
 		t.Error("the replaced connection still reports usable")
 	}
-	waitFor(t, 2*time.Second, "the replaced idle connection to close", func() bool {
+	wait.Until(t, 2*time.Second, "the replaced idle connection to close", func() bool {
 		return a1.cc.GetState() == connectivity.Shutdown
 	})
 	for _, name := range []string{"a", "b"} {
@@ -119,8 +121,8 @@ func TestPoolRetireWaitsForInflight(t *testing.T) {
 	if err != nil || string(rest) != "second" {
 		t.Fatalf("live exchange after retire: %q, %v", rest, err)
 	}
-	waitFor(t, 2*time.Second, "the retired conn to close after its last exchange", func() bool {
+	wait.Until(t, 2*time.Second, "the retired conn to close after its last exchange", func() bool {
 		return c.cc.GetState() == connectivity.Shutdown
 	})
-	waitFor(t, 2*time.Second, "the egress to see the exchange end", func() bool { return srv.InFlight() == 0 })
+	wait.Until(t, 2*time.Second, "the egress to see the exchange end", func() bool { return srv.InFlight() == 0 })
 }
