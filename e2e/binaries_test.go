@@ -20,12 +20,16 @@ import (
 	"github.com/llmesh/llmesh/internal/wait"
 )
 
+// binDir is where binaries built the commands; TestMain removes it.
+var binDir string
+
 // binaries builds the real commands once per test binary.
 var binaries = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "llmesh-bin-")
 	if err != nil {
 		return "", err
 	}
+	binDir = dir
 	cmd := exec.Command("go", "build", "-ldflags", "-X github.com/llmesh/llmesh/pkg/version.Version=e2e-test", "-o", dir+"/", "./cmd/...")
 	cmd.Dir = ".."
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -33,6 +37,15 @@ var binaries = sync.OnceValues(func() (string, error) {
 	}
 	return dir, nil
 })
+
+// TestMain removes the built commands (56 MB) once every test has ended.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
 
 // process is a running command whose stderr is watched for log lines.
 type process struct {
