@@ -102,7 +102,7 @@ func (m *mesh) start(s nodeSpec) *node.Node {
 	if s.role == config.RoleEgress {
 		cfg.Tunnel.Listen = "127.0.0.1:0"
 	} else {
-		// Loopback tests tunnel in plaintext with a token; mtls_test.go covers TLS.
+		// Loopback tests tunnel in plaintext with a token; security_test.go covers TLS.
 		cfg.Tunnel.Insecure = true
 	}
 	cfg.Routing.Rules = s.rules
@@ -173,8 +173,7 @@ func (m *mesh) stop(name string) {
 	}
 }
 
-// waitEgress waits until the named ingress sees want alive egress nodes
-// and holds a connection to each.
+// waitMembers waits until n sees each named node alive.
 func (m *mesh) waitMembers(n *node.Node, want ...string) {
 	m.t.Helper()
 	wait.For(m.t, 10*time.Second, func() error {
@@ -191,10 +190,9 @@ func (m *mesh) waitMembers(n *node.Node, want ...string) {
 
 func baseURL(n *node.Node) string { return "http://" + n.HTTPAddr() }
 
-// logSink collects every node's log lines for failure reports and for the
-// secret scan.
 // accessLog waits for the access log line that node wrote for the request
-// whose response carried id (the line is written once the response ended).
+// resp answers, found by its request id (the line is written once the
+// response ended).
 func (m *mesh) accessLog(t *testing.T, node string, resp *http.Response) string {
 	t.Helper()
 	id := resp.Header.Get(proxy.HeaderRequestID)
@@ -211,6 +209,8 @@ func (m *mesh) accessLog(t *testing.T, node string, resp *http.Response) string 
 	return line
 }
 
+// logSink collects every node's log lines for failure reports and for the
+// secret scan.
 type logSink struct {
 	mu      sync.Mutex
 	b       strings.Builder

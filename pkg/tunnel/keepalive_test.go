@@ -133,16 +133,7 @@ func TestKeepaliveDetectsSilentPeer(t *testing.T) {
 			handlerEnded <- r.Context().Err()
 		})
 		link := newPipeNet(t)
-		g := NewServer(ServerConfig{Handler: h, Keepalive: Keepalive{Interval: time.Second, Timeout: time.Second}}).GRPCServer()
-		served := make(chan struct{})
-		go func() {
-			defer close(served)
-			g.Serve(link)
-		}()
-		t.Cleanup(func() {
-			g.Stop()
-			<-served
-		})
+		serve(t, NewServer(ServerConfig{Handler: h, Keepalive: Keepalive{Interval: time.Second, Timeout: time.Second}}).GRPCServer(), link)
 		c := dialEgress(t, "pipe", DialConfig{
 			Keepalive:   Keepalive{Interval: 10 * time.Second, Timeout: time.Second},
 			dialOptions: []grpc.DialOption{grpc.WithContextDialer(link.Dial)},
