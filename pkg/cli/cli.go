@@ -22,7 +22,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/llmesh/llmesh/pkg/config"
-	"github.com/llmesh/llmesh/pkg/meshtls"
 	"github.com/llmesh/llmesh/pkg/node"
 	"github.com/llmesh/llmesh/pkg/version"
 )
@@ -41,12 +40,7 @@ func Run(ctx context.Context, role config.Role, args []string, stdout, stderr io
 		case "keygen":
 			return keygen(string(role), args[1:], stdout, stderr)
 		case "certs":
-			if err := meshtls.Command(args[1:], stdout, stderr); errors.Is(err, meshtls.ErrUsage) {
-				return ErrUsage
-			} else if err != nil {
-				return err
-			}
-			return nil
+			return certs(args[1:], stdout, stderr)
 		}
 	}
 	fs := flag.NewFlagSet(string(role), flag.ContinueOnError)

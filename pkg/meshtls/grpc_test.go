@@ -110,7 +110,7 @@ func TestGRPC(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want, _ := parseCertPEM(certPEM); fresh.Cmp(want.SerialNumber) != 0 {
+		if want, _ := ParseCertificate(certPEM); fresh.Cmp(want.SerialNumber) != 0 {
 			t.Fatalf("a new connection got certificate %x, want the reloaded %x", fresh, want.SerialNumber)
 		}
 	})

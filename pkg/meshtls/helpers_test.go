@@ -81,11 +81,16 @@ func writeFiles(t testing.TB, dir, name string, certPEM, keyPEM, caPEM []byte) F
 	return f
 }
 
-// putFiles replaces the files f names, as an operator updating them would.
+// putFiles replaces the files f names, as an operator updating them would:
+// each one whole, by rename.
 func putFiles(t testing.TB, f Files, certPEM, keyPEM, caPEM []byte) {
 	t.Helper()
 	for p, b := range map[string][]byte{f.Cert: certPEM, f.Key: keyPEM, f.CA: caPEM} {
-		if err := replace(p, b, 0o600); err != nil {
+		tmp := p + ".new"
+		if err := os.WriteFile(tmp, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, p); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -159,7 +159,7 @@ func TestWatch(t *testing.T) {
 		return serialOf(t, dialEcho(t, addr, ingress.ClientConfig(egressID))).String()
 	}
 
-	second, _ := parseCertPEM(ca.renew(t, files, egressID))
+	second, _ := ParseCertificate(ca.renew(t, files, egressID))
 	wait.Until(t, 5*time.Second, "the watched certificate to be served", func() bool { return serving() == second.SerialNumber.String() })
 	ping(t, live, "after watch reload")
 	if serialOf(t, live).Cmp(first) != 0 {
@@ -172,7 +172,7 @@ func TestWatch(t *testing.T) {
 		t.Fatalf("serving %s after a broken update, want the previous %s", got, second.SerialNumber)
 	}
 
-	third, _ := parseCertPEM(ca.renew(t, files, egressID))
+	third, _ := ParseCertificate(ca.renew(t, files, egressID))
 	wait.Until(t, 5*time.Second, "the fixed certificate to be served", func() bool { return serving() == third.SerialNumber.String() })
 	if strings.Contains(logs.String(), "PRIVATE KEY") {
 		t.Error("key material in the logs")
