@@ -149,7 +149,7 @@ func writeConfig(t *testing.T, text string) string {
 
 // TestBinaries runs the real commands as an operator would: a fake provider,
 // an egress and an HK ingress from YAML files with ${VAR} secrets, a request
-// through the tunnel, the members command, and SIGTERM.
+// through the tunnel, the members command, SIGHUP and SIGTERM.
 func TestBinaries(t *testing.T) {
 	fake := startProcess(t, "fakeprovider", nil, "-listen", "127.0.0.1:0")
 	providerURL := fake.field(t, `listening url=(\S+)`)
@@ -213,6 +213,10 @@ providers:
 	if strings.TrimSpace(string(out)) != "ingress e2e-test" {
 		t.Errorf("-version printed %q", out)
 	}
+
+	// SIGHUP re-reads the tunnel certificates; the node keeps running.
+	egress.cmd.Process.Signal(syscall.SIGHUP)
+	egress.field(t, `msg="(reloaded tunnel certificates)"`)
 
 	// The egress drains and leaves: the ingress sees it leave, then both exit 0.
 	if err := egress.stop(t); err != nil {

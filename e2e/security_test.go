@@ -478,10 +478,10 @@ func TestAdminSurface(t *testing.T) {
 	}
 	var out, errOut bytes.Buffer
 	members := []string{"members", "-addr", "http://" + adminAddr}
-	if err := cli.Run(context.Background(), config.RoleIngress, members, &out, &errOut); err == nil {
+	if err := cli.Run(context.Background(), config.RoleIngress, members, &out, &errOut, nil); err == nil {
 		t.Error("members without the admin token succeeded")
 	}
-	if err := cli.Run(context.Background(), config.RoleIngress, append(members, "-token", "adm-token"), &out, &errOut); err != nil || !strings.Contains(out.String(), "adm") {
+	if err := cli.Run(context.Background(), config.RoleIngress, append(members, "-token", "adm-token"), &out, &errOut, nil); err != nil || !strings.Contains(out.String(), "adm") {
 		t.Errorf("members -token: %v\n%s", err, out.String())
 	}
 }

@@ -31,8 +31,9 @@ var ErrUsage = errors.New("usage")
 
 // Run is the whole program for role: `ROLE [-config FILE]`, `ROLE -version`,
 // `ROLE members -addr URL [-json]`. It returns when ctx ends (after a
-// graceful drain) or the node fails.
-func Run(ctx context.Context, role config.Role, args []string, stdout, stderr io.Writer) error {
+// graceful drain) or the node fails. A running node re-reads its tunnel
+// certificates on each value from reload (nil: never).
+func Run(ctx context.Context, role config.Role, args []string, stdout, stderr io.Writer, reload <-chan struct{}) error {
 	if len(args) > 0 {
 		switch args[0] {
 		case "members":
@@ -85,7 +86,7 @@ func Run(ctx context.Context, role config.Role, args []string, stdout, stderr io
 	if err != nil {
 		return err
 	}
-	return node.Run(ctx, cfg, NewLogger(stderr, cfg.Log))
+	return node.Run(ctx, cfg, NewLogger(stderr, cfg.Log), reload)
 }
 
 // NewLogger returns the node's logger, text or JSON at the configured level.
