@@ -12,9 +12,12 @@ import (
 	"github.com/llmesh/llmesh/internal/wait"
 )
 
+// names lists the pool's connections as name@addr, sorted.
 func names(p *Pool) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	var out []string
-	for _, c := range p.Conns() {
+	for _, c := range p.conns {
 		out = append(out, c.Name+"@"+c.Addr)
 	}
 	slices.Sort(out)
