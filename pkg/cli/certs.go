@@ -57,30 +57,13 @@ func certs(args []string, stdout, stderr io.Writer) error {
 	}
 }
 
-// parse parses fs and maps its outcomes: help is not an error; other flag
-// errors and stray arguments are usage errors (already printed).
-func parse(fs *flag.FlagSet, args []string) (help bool, err error) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return true, nil
-		}
-		return false, ErrUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
-		fs.Usage()
-		return false, ErrUsage
-	}
-	return false, nil
-}
-
 func certsInit(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("certs init", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dir := fs.String("dir", "", "`directory` for ca.pem and ca-key.pem (created if missing)")
 	days := fs.Int("days", 3650, "validity in `days`")
 	cn := fs.String("cn", "llmesh development CA", "the CA's common `name`")
-	if help, err := parse(fs, args); help || err != nil {
+	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
 	if *dir == "" || *days <= 0 {
@@ -129,7 +112,7 @@ func certsIssue(args []string, stdout, stderr io.Writer) error {
 	hosts := fs.String("host", "", "comma-separated DNS names or IPs to add as SANs (optional: peers check the llmesh identity, not the host)")
 	days := fs.Int("days", 365, "validity in `days` (at most the CA's)")
 	force := fs.Bool("force", false, "replace NAME.pem and NAME-key.pem even when they hold another identity")
-	if help, err := parse(fs, args); help || err != nil {
+	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
 	// Nodes lower-case node.hint; the certificate must name the same.

@@ -248,16 +248,8 @@ func keygen(role string, args []string, stdout, stderr io.Writer) error {
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: %s keygen\n  print a new gossip key (base64 of 32 random bytes) for gossip.key or gossip.keys\n", role)
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return ErrUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "%s keygen: unexpected argument %s\n", role, strconv.Quote(fs.Arg(0)))
-		fs.Usage()
-		return ErrUsage
+	if help, err := parseFlags(fs, args); help || err != nil {
+		return err
 	}
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
@@ -265,4 +257,21 @@ func keygen(role string, args []string, stdout, stderr io.Writer) error {
 	}
 	_, err := fmt.Fprintln(stdout, base64.StdEncoding.EncodeToString(key))
 	return err
+}
+
+// parseFlags parses fs and maps its outcomes: help is not an error; other flag
+// errors and stray arguments are usage errors (already printed).
+func parseFlags(fs *flag.FlagSet, args []string) (help bool, err error) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return true, nil
+		}
+		return false, ErrUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		fs.Usage()
+		return false, ErrUsage
+	}
+	return false, nil
 }
