@@ -16,7 +16,12 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/llmesh/llmesh/internal/wait"
 )
+
+// binDir is where binaries built the commands; TestMain removes it.
+var binDir string
 
 // binaries builds the real commands once per test binary.
 var binaries = sync.OnceValues(func() (string, error) {
@@ -24,6 +29,7 @@ var binaries = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	binDir = dir
 	cmd := exec.Command("go", "build", "-ldflags", "-X github.com/llmesh/llmesh/pkg/version.Version=e2e-test", "-o", dir+"/", "./cmd/...")
 	cmd.Dir = ".."
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -31,6 +37,15 @@ var binaries = sync.OnceValues(func() (string, error) {
 	}
 	return dir, nil
 })
+
+// TestMain removes the built commands (56 MB) once every test has ended.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
 
 // process is a running command whose stderr is watched for log lines.
 type process struct {
@@ -95,7 +110,7 @@ func (p *process) field(t *testing.T, re string) string {
 	t.Helper()
 	rx := regexp.MustCompile(re)
 	var got string
-	eventually(t, 20*time.Second, func() error {
+	wait.For(t, 20*time.Second, func() error {
 		if m := rx.FindStringSubmatch(p.output()); m != nil {
 			got = m[1]
 			return nil
@@ -134,7 +149,7 @@ func writeConfig(t *testing.T, text string) string {
 
 // TestBinaries runs the real commands as an operator would: a fake provider,
 // an egress and an HK ingress from YAML files with ${VAR} secrets, a request
-// through the tunnel, the members command, and SIGTERM.
+// through the tunnel, the members command, SIGHUP and SIGTERM.
 func TestBinaries(t *testing.T) {
 	fake := startProcess(t, "fakeprovider", nil, "-listen", "127.0.0.1:0")
 	providerURL := fake.field(t, `listening url=(\S+)`)
@@ -167,7 +182,7 @@ providers:
 	ingress := startProcess(t, "ingress", env, "-config", ingressCfg)
 	ingressHTTP := "http://" + ingress.field(t, `node started.* http=(\S+)`)
 
-	eventually(t, 20*time.Second, func() error {
+	wait.For(t, 20*time.Second, func() error {
 		resp, err := http.Get(ingressHTTP + "/openai/v1/models")
 		if err != nil {
 			return err
@@ -199,11 +214,15 @@ providers:
 		t.Errorf("-version printed %q", out)
 	}
 
+	// SIGHUP re-reads the tunnel certificates; the node keeps running.
+	egress.cmd.Process.Signal(syscall.SIGHUP)
+	egress.field(t, `msg="(reloaded tunnel certificates)"`)
+
 	// The egress drains and leaves: the ingress sees it leave, then both exit 0.
 	if err := egress.stop(t); err != nil {
 		t.Errorf("egress exit: %v", err)
 	}
-	eventually(t, 10*time.Second, func() error {
+	wait.For(t, 10*time.Second, func() error {
 		resp, err := http.Get(ingressHTTP + "/members")
 		if err != nil {
 			return err

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/llmesh/llmesh/internal/wait"
 	"github.com/llmesh/llmesh/pkg/config"
 	"github.com/llmesh/llmesh/pkg/proxy"
 )
@@ -120,7 +121,7 @@ func TestStalledUploadsDoNotStarve(t *testing.T) {
 		c.HTTP.BodyIdleTimeout = 1500 * time.Millisecond
 	}})
 	ended := startStalled(t, 4, h2cClient(t), baseURL(n)+"/openai/v1/echo/upload", 1<<20)
-	eventually(t, 5*time.Second, func() error {
+	wait.For(t, 5*time.Second, func() error {
 		if a := m.provider.Stats().Active; a != 4 {
 			return fmt.Errorf("%d stalled uploads reached the provider", a)
 		}
@@ -130,7 +131,7 @@ func TestStalledUploadsDoNotStarve(t *testing.T) {
 	wantError(t, resp, body, 503, "over_capacity", "openai")
 
 	wantCut(t, ended, 4)
-	eventually(t, 5*time.Second, func() error {
+	wait.For(t, 5*time.Second, func() error {
 		if resp, _ := get(t, baseURL(n)+"/openai/v1/models"); resp.StatusCode != 200 {
 			return fmt.Errorf("status %d after the stalled uploads were cut", resp.StatusCode)
 		}
@@ -179,13 +180,13 @@ func TestStalledTunnelUploadFreesEgress(t *testing.T) {
 
 			// Larger than routing.retry_body_bytes: streamed, as in the issue.
 			ended := startStalled(t, 2, h2cClient(t), baseURL(a)+"/openai/v1/echo/upload", 2<<20)
-			eventually(t, 5*time.Second, func() error {
+			wait.For(t, 5*time.Second, func() error {
 				if a := m.provider.Stats().Active; a != 2 {
 					return fmt.Errorf("%d stalled uploads reached the provider", a)
 				}
 				return nil
 			})
-			eventually(t, 5*time.Second, func() error {
+			wait.For(t, 5*time.Second, func() error {
 				resp, body := get(t, baseURL(b)+"/openai/v1/models")
 				if resp.StatusCode != 503 || resp.Header.Get(proxy.HeaderError) != "egress_overloaded" {
 					return fmt.Errorf("another ingress got %d %s, want 503 egress_overloaded", resp.StatusCode, body)
@@ -193,7 +194,7 @@ func TestStalledTunnelUploadFreesEgress(t *testing.T) {
 				return nil
 			})
 			wantCut(t, ended, 2)
-			eventually(t, 10*time.Second, func() error {
+			wait.For(t, 10*time.Second, func() error {
 				if resp, body := get(t, baseURL(b)+"/openai/v1/models"); resp.StatusCode != 200 {
 					return fmt.Errorf("another ingress still gets %d %s", resp.StatusCode, body)
 				}

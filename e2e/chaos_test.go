@@ -7,10 +7,10 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/llmesh/llmesh/internal/wait"
 )
 
 // binaryMesh is a mesh of real processes: a fake provider, wnam egress
@@ -79,7 +79,7 @@ func (bm *binaryMesh) waitAlive(names ...string) {
 	for _, n := range names {
 		want[n] = "alive"
 	}
-	eventually(bm.t, 20*time.Second, func() error { return memberStates(bm.ingressURL, want) })
+	wait.For(bm.t, 20*time.Second, func() error { return memberStates(bm.ingressURL, want) })
 }
 
 // providerRequests counts the requests the fake provider logged.
@@ -117,9 +117,6 @@ func memberStates(url string, want map[string]string) error {
 // must succeed on the other egress at once, gossip must declare the node
 // dead, and the provider must never see a request twice.
 func TestKill9MidStream(t *testing.T) {
-	if testing.Short() {
-		t.Skip("process-level chaos test")
-	}
 	bm := startBinaryMesh(t)
 	ingress, egress := bm.ingressURL, bm.egress
 	sent := 0
@@ -176,11 +173,11 @@ func TestKill9MidStream(t *testing.T) {
 			t.Fatalf("request %d after the kill took %s", i, d)
 		}
 	}
-	eventually(t, 15*time.Second, func() error {
+	wait.For(t, 15*time.Second, func() error {
 		return memberStates(ingress, map[string]string{victim: "dead", survivor: "alive"})
 	})
 	t.Logf("gossip declared %s dead %s after the kill", victim, time.Since(killed).Round(time.Millisecond))
-	eventually(t, 5*time.Second, func() error {
+	wait.For(t, 5*time.Second, func() error {
 		if got := bm.providerRequests(); got != sent {
 			return fmt.Errorf("clients sent %d requests, the provider logged %d", sent, got)
 		}
@@ -194,86 +191,50 @@ func TestKill9MidStream(t *testing.T) {
 // succeed, every stream must be whole, each process must exit 0, and the
 // provider must see each request exactly once.
 func TestRollingRestartProcesses(t *testing.T) {
-	if testing.Short() {
-		t.Skip("process-level chaos test")
-	}
 	bm := startBinaryMesh(t)
 	client := &http.Client{Timeout: 30 * time.Second}
-	stop := make(chan struct{})
-	var sent, failed atomic.Int64
-	var firstErr atomic.Value
-	var wg sync.WaitGroup
-	for w := range 4 {
-		wg.Go(func() {
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				stream := (w+i)%2 == 0
-				body := `{"model":"m","messages":[{"role":"user","content":"hi"}]}`
-				if stream {
-					body = `{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`
-				}
-				req, _ := http.NewRequest("POST", bm.ingressURL+"/openai/v1/chat/completions", strings.NewReader(body))
-				req.Header.Set("X-Fake-Chunks", "10")
-				if stream {
-					req.Header.Set("X-Fake-Delay", "100ms")
-				}
-				sent.Add(1)
-				err := func() error {
-					resp, err := client.Do(req)
-					if err != nil {
-						return err
-					}
-					defer resp.Body.Close()
-					b, err := io.ReadAll(resp.Body)
-					switch {
-					case err != nil:
-						return fmt.Errorf("body: %w", err)
-					case resp.StatusCode != 200:
-						return fmt.Errorf("status %d: %s", resp.StatusCode, b)
-					case stream && !strings.Contains(string(b), "[DONE]"):
-						return fmt.Errorf("stream cut: %s", b)
-					}
-					return nil
-				}()
-				if err != nil {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-				}
-			}
-		})
-	}
-	progress := func() {
-		target := sent.Load() + 8
-		eventually(t, 30*time.Second, func() error {
-			if sent.Load() < target {
-				return fmt.Errorf("%d requests sent", sent.Load())
-			}
-			return nil
-		})
-	}
-	progress()
+	traffic := startLoad(t, 4, func(w, i int) error {
+		stream := (w+i)%2 == 0
+		body := `{"model":"m","messages":[{"role":"user","content":"hi"}]}`
+		if stream {
+			body = `{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`
+		}
+		req, _ := http.NewRequest("POST", bm.ingressURL+"/openai/v1/chat/completions", strings.NewReader(body))
+		req.Header.Set("X-Fake-Chunks", "10")
+		if stream {
+			req.Header.Set("X-Fake-Delay", "100ms")
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		switch {
+		case err != nil:
+			return fmt.Errorf("body: %w", err)
+		case resp.StatusCode != 200:
+			return fmt.Errorf("status %d: %s", resp.StatusCode, b)
+		case stream && !strings.Contains(string(b), "[DONE]"):
+			return fmt.Errorf("stream cut: %s", b)
+		}
+		return nil
+	})
+	traffic.progress(t, 8, 30*time.Second)
 	for _, old := range []string{"chaos-wnam-1", "chaos-wnam-2"} {
 		if err := bm.egress[old].stop(t); err != nil {
 			t.Errorf("%s did not exit 0 after SIGTERM: %v", old, err)
 		}
 		bm.addEgress(old + "b")
 		bm.waitAlive(old + "b")
-		progress()
+		traffic.progress(t, 8, 30*time.Second)
 	}
-	close(stop)
-	wg.Wait()
-	if n := failed.Load(); n > 0 {
-		t.Fatalf("%d of %d requests failed during the rolling restart; first: %v", n, sent.Load(), firstErr.Load())
-	}
-	eventually(t, 5*time.Second, func() error {
-		if got := bm.providerRequests(); int64(got) != sent.Load() {
-			return fmt.Errorf("clients sent %d requests, the provider logged %d", sent.Load(), got)
+	sent := traffic.finish(t)
+	wait.For(t, 5*time.Second, func() error {
+		if got := bm.providerRequests(); int64(got) != sent {
+			return fmt.Errorf("clients sent %d requests, the provider logged %d", sent, got)
 		}
 		return nil
 	})
-	t.Logf("%d requests across two egress restarts, none failed, none duplicated", sent.Load())
+	t.Logf("%d requests across two egress restarts, none failed, none duplicated", sent)
 }

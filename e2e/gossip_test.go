@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llmesh/llmesh/internal/wait"
 	"github.com/llmesh/llmesh/pkg/config"
 	"github.com/llmesh/llmesh/pkg/membership"
 	"github.com/llmesh/llmesh/pkg/node"
@@ -68,7 +69,7 @@ func TestNodeTakesMembersOnlyFromOnChange(t *testing.T) {
 		t.Fatalf("the node applied a membership view outside OnChange:\n%s", grepLines(m, "llmesh_members"))
 	}
 	free()
-	eventually(t, 5*time.Second, func() error {
+	wait.For(t, 5*time.Second, func() error {
 		if m := metrics(); !strings.Contains(m, `llmesh_members{role="ingress",state="alive"} 1`) {
 			return fmt.Errorf("no members gauge yet:\n%s", grepLines(m, "llmesh_members"))
 		}

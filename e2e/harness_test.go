@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/llmesh/llmesh/internal/fakeprovider"
+	"github.com/llmesh/llmesh/internal/wait"
 	"github.com/llmesh/llmesh/pkg/config"
 	"github.com/llmesh/llmesh/pkg/membership"
 	"github.com/llmesh/llmesh/pkg/node"
@@ -101,7 +102,7 @@ func (m *mesh) start(s nodeSpec) *node.Node {
 	if s.role == config.RoleEgress {
 		cfg.Tunnel.Listen = "127.0.0.1:0"
 	} else {
-		// Loopback tests tunnel in plaintext with a token; mtls_test.go covers TLS.
+		// Loopback tests tunnel in plaintext with a token; security_test.go covers TLS.
 		cfg.Tunnel.Insecure = true
 	}
 	cfg.Routing.Rules = s.rules
@@ -172,11 +173,10 @@ func (m *mesh) stop(name string) {
 	}
 }
 
-// waitEgress waits until the named ingress sees want alive egress nodes
-// and holds a connection to each.
+// waitMembers waits until n sees each named node alive.
 func (m *mesh) waitMembers(n *node.Node, want ...string) {
 	m.t.Helper()
-	eventually(m.t, 10*time.Second, func() error {
+	wait.For(m.t, 10*time.Second, func() error {
 		snap := n.Members()
 		for _, name := range want {
 			mem, ok := snap.Get(name)
@@ -188,33 +188,16 @@ func (m *mesh) waitMembers(n *node.Node, want ...string) {
 	})
 }
 
-// eventually polls cond until it returns nil or the deadline passes.
-func eventually(t testing.TB, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s: %v", timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func baseURL(n *node.Node) string { return "http://" + n.HTTPAddr() }
 
-// logSink collects every node's log lines for failure reports and for the
-// secret scan.
 // accessLog waits for the access log line that node wrote for the request
-// whose response carried id (the line is written once the response ended).
+// resp answers, found by its request id (the line is written once the
+// response ended).
 func (m *mesh) accessLog(t *testing.T, node string, resp *http.Response) string {
 	t.Helper()
 	id := resp.Header.Get(proxy.HeaderRequestID)
 	var line string
-	eventually(t, 5*time.Second, func() error {
+	wait.For(t, 5*time.Second, func() error {
 		for l := range strings.Lines(m.logs.String()) {
 			if strings.Contains(l, "msg=request node="+node+" ") && strings.Contains(l, " id="+id+" ") {
 				line = l
@@ -226,6 +209,8 @@ func (m *mesh) accessLog(t *testing.T, node string, resp *http.Response) string 
 	return line
 }
 
+// logSink collects every node's log lines for failure reports and for the
+// secret scan.
 type logSink struct {
 	mu      sync.Mutex
 	b       strings.Builder

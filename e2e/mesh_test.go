@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llmesh/llmesh/internal/wait"
 	"github.com/llmesh/llmesh/pkg/config"
 	"github.com/llmesh/llmesh/pkg/node"
 )
@@ -41,7 +42,7 @@ func TestMembersEndpoint(t *testing.T) {
 	}
 	// A graceful stop shows up as "left" everywhere else.
 	m.stop("weur-1")
-	eventually(t, 5*time.Second, func() error {
+	wait.For(t, 5*time.Second, func() error {
 		_, body := do(t, newRequest(t, "GET", baseURL(us)+"/members", nil))
 		if !strings.Contains(body, `"state": "left"`) {
 			return fmt.Errorf("weur-1 not left yet: %s", body)
@@ -149,7 +150,7 @@ func TestFallback(t *testing.T) {
 	// When the pool comes back, requests use it again.
 	m.start(nodeSpec{role: config.RoleEgress, name: "afr-1", loc: "ZA", hint: "afr"})
 	m.waitMembers(fail, "afr-1")
-	eventually(t, 5*time.Second, func() error {
+	wait.For(t, 5*time.Second, func() error {
 		resp, body := do(t, newRequest(t, "GET", baseURL(fail)+"/openai/v1/models", nil))
 		if resp.StatusCode != 200 || resp.Header.Get("X-Mesh-Egress") != "afr-1" {
 			return fmt.Errorf("%d %s", resp.StatusCode, body)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/llmesh/llmesh/internal/fakeprovider"
+	"github.com/llmesh/llmesh/internal/wait"
 )
 
 // The tests here are the long chaos tests: `make chaos` runs them
@@ -176,13 +177,13 @@ providers:
 		}
 		return nil
 	}
-	eventually(t, 30*time.Second, through)
+	wait.For(t, 30*time.Second, through)
 	sent := 1
 	// A five-minute stream in flight when the link goes: the tunnel
 	// keepalive (10 s + 10 s by default) must cut it, not leave it hanging.
 	stream := streamIn(t, a.name, "http://127.0.0.1:8080/openai/v1/chat/completions")
 	sent++
-	eventually(t, 10*time.Second, func() error {
+	wait.For(t, 10*time.Second, func() error {
 		if !strings.Contains(fake.output(), "path=/v1/chat/completions") {
 			return fmt.Errorf("the provider has not seen the stream yet")
 		}
@@ -202,7 +203,7 @@ providers:
 	run(t, "ip", "-n", a.name, "link", "set", a.link, "down")
 	run(t, "ip", "-n", b.name, "link", "set", b.link, "down")
 	cut := time.Now()
-	eventually(t, 30*time.Second, func() error {
+	wait.For(t, 30*time.Second, func() error {
 		code, h, err := statusIn(a.name, url)
 		if err != nil {
 			return err
@@ -227,7 +228,7 @@ providers:
 		t.Fatal("the stream in flight was still open 30 s after the partition")
 	}
 	// On the other side, the egress cancelled the provider call.
-	eventually(t, 30*time.Second-time.Since(cut), func() error {
+	wait.For(t, 30*time.Second-time.Since(cut), func() error {
 		if !strings.Contains(fake.output(), "msg=cancelled method=POST path=/v1/chat/completions") {
 			return fmt.Errorf("the provider call of the cut stream is still running")
 		}
@@ -238,7 +239,7 @@ providers:
 	run(t, "ip", "-n", a.name, "link", "set", a.link, "up")
 	run(t, "ip", "-n", b.name, "link", "set", b.link, "up")
 	healed := time.Now()
-	eventually(t, 60*time.Second, func() error {
+	wait.For(t, 60*time.Second, func() error {
 		err := through()
 		if err == nil {
 			sent++

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 	"github.com/openai/openai-go/v3/option"
 
 	"github.com/llmesh/llmesh/internal/fakeprovider"
+	"github.com/llmesh/llmesh/internal/wait"
 	"github.com/llmesh/llmesh/pkg/config"
 )
 
@@ -84,74 +83,42 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 
 	client := openai.NewClient(option.WithBaseURL(baseURL(hk)+"/openai/v1"), option.WithAPIKey("sk"), option.WithMaxRetries(0))
 	params := openai.ChatCompletionNewParams{Model: "fake-gpt", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")}}
-	stop := make(chan struct{})
-	var sent, failed atomic.Int64
-	var errs sync.Map
-	var wg sync.WaitGroup
-	for w := range 4 {
-		wg.Go(func() {
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				sent.Add(1)
-				var err error
-				if (w+i)%2 == 0 {
-					// A stream of 8 chunks, 100 ms apart: it spans the restarts.
-					s := client.Chat.Completions.NewStreaming(ctx, params, option.WithHeader("X-Fake-Chunks", "8"), option.WithHeader("X-Fake-Delay", "100ms"))
-					acc := openai.ChatCompletionAccumulator{}
-					for s.Next() {
-						acc.AddChunk(s.Current())
-					}
-					err = s.Err()
-					if err == nil && (len(acc.Choices) == 0 || acc.Choices[0].Message.Content != fakeprovider.Text(8)) {
-						err = fmt.Errorf("stream cut: %+v", acc.Choices)
-					}
-				} else {
-					var c *openai.ChatCompletion
-					c, err = client.Chat.Completions.New(ctx, params)
-					if err == nil && c.Choices[0].Message.Content != fakeprovider.Text(3) {
-						err = fmt.Errorf("content %q", c.Choices[0].Message.Content)
-					}
-				}
-				cancel()
-				if err != nil {
-					failed.Add(1)
-					errs.Store(err.Error(), true)
-				}
+	traffic := startLoad(t, 4, func(w, i int) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if (w+i)%2 == 0 {
+			// A stream of 8 chunks, 100 ms apart: it spans the restarts.
+			s := client.Chat.Completions.NewStreaming(ctx, params, option.WithHeader("X-Fake-Chunks", "8"), option.WithHeader("X-Fake-Delay", "100ms"))
+			acc := openai.ChatCompletionAccumulator{}
+			for s.Next() {
+				acc.AddChunk(s.Current())
 			}
-		})
-	}
-	waitSent := func(n int64) {
-		eventually(t, 20*time.Second, func() error {
-			if sent.Load() < n {
-				return fmt.Errorf("only %d requests sent", sent.Load())
+			if err := s.Err(); err != nil {
+				return err
+			}
+			if len(acc.Choices) == 0 || acc.Choices[0].Message.Content != fakeprovider.Text(8) {
+				return fmt.Errorf("stream cut: %+v", acc.Choices)
 			}
 			return nil
-		})
-	}
-	waitSent(10)
+		}
+		c, err := client.Chat.Completions.New(ctx, params)
+		if err == nil && c.Choices[0].Message.Content != fakeprovider.Text(3) {
+			err = fmt.Errorf("content %q", c.Choices[0].Message.Content)
+		}
+		return err
+	})
+	traffic.progress(t, 10, 20*time.Second)
 	m.stop("rr-1")
 	m.start(nodeSpec{role: config.RoleEgress, name: "rr-1b", loc: "US", hint: "wnam"})
 	m.waitMembers(hk, "rr-1b")
-	waitSent(sent.Load() + 10)
+	traffic.progress(t, 10, 20*time.Second)
 	m.stop("rr-2")
 	m.start(nodeSpec{role: config.RoleEgress, name: "rr-2b", loc: "US", hint: "wnam"})
 	m.waitMembers(hk, "rr-2b")
-	waitSent(sent.Load() + 10)
-	close(stop)
-	wg.Wait()
-
-	if n := failed.Load(); n > 0 {
-		var list []string
-		errs.Range(func(k, _ any) bool { list = append(list, k.(string)); return true })
-		t.Fatalf("%d of %d requests failed during the rolling restart: %v", n, sent.Load(), list)
-	}
-	if got := int64(m.provider.Stats().Requests - before); got != sent.Load() {
-		t.Fatalf("clients sent %d requests, the provider saw %d", sent.Load(), got)
+	traffic.progress(t, 10, 20*time.Second)
+	sent := traffic.finish(t)
+	if got := int64(m.provider.Stats().Requests - before); got != sent {
+		t.Fatalf("clients sent %d requests, the provider saw %d", sent, got)
 	}
 }
 
@@ -166,7 +133,7 @@ func TestAllEgressDownThenRecovery(t *testing.T) {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
 	m.stop("ad-1")
-	eventually(t, 5*time.Second, func() error {
+	wait.For(t, 5*time.Second, func() error {
 		start := time.Now()
 		resp, body := get(t, baseURL(hk)+"/openai/v1/models")
 		if resp.StatusCode != 503 || resp.Header.Get("X-Mesh-Error") != "no_egress" {
@@ -178,7 +145,7 @@ func TestAllEgressDownThenRecovery(t *testing.T) {
 		return nil
 	})
 	m.start(nodeSpec{role: config.RoleEgress, name: "ad-2", loc: "US", hint: "wnam"})
-	eventually(t, 10*time.Second, func() error {
+	wait.For(t, 10*time.Second, func() error {
 		resp, body := get(t, baseURL(hk)+"/openai/v1/models")
 		if resp.StatusCode != 200 || resp.Header.Get("X-Mesh-Egress") != "ad-2" {
 			return fmt.Errorf("%d %s", resp.StatusCode, body)

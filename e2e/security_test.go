@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/llmesh/llmesh/internal/fakeprovider"
+	"github.com/llmesh/llmesh/internal/wait"
 	"github.com/llmesh/llmesh/pkg/cli"
 	"github.com/llmesh/llmesh/pkg/config"
 	"github.com/llmesh/llmesh/pkg/membership"
@@ -85,7 +86,7 @@ func TestMutualTLS(t *testing.T) {
 	hk := m.start(nodeSpec{role: config.RoleIngress, name: "tls-hk-1", loc: "HK", rules: rules, providerURL: closedURL(t),
 		edit: ca.tls("ingress", "", "tls-hk-1")})
 	m.waitMembers(hk, "tls-wnam-1")
-	eventually(t, 10*time.Second, func() error {
+	wait.For(t, 10*time.Second, func() error {
 		resp, body := get(t, baseURL(hk)+"/openai/v1/models")
 		if resp.StatusCode != 200 || resp.Header.Get("X-Mesh-Egress") != "tls-wnam-1" {
 			return fmt.Errorf("%d %s", resp.StatusCode, body)
@@ -477,10 +478,10 @@ func TestAdminSurface(t *testing.T) {
 	}
 	var out, errOut bytes.Buffer
 	members := []string{"members", "-addr", "http://" + adminAddr}
-	if err := cli.Run(context.Background(), config.RoleIngress, members, &out, &errOut); err == nil {
+	if err := cli.Run(context.Background(), config.RoleIngress, members, &out, &errOut, nil); err == nil {
 		t.Error("members without the admin token succeeded")
 	}
-	if err := cli.Run(context.Background(), config.RoleIngress, append(members, "-token", "adm-token"), &out, &errOut); err != nil || !strings.Contains(out.String(), "adm") {
+	if err := cli.Run(context.Background(), config.RoleIngress, append(members, "-token", "adm-token"), &out, &errOut, nil); err != nil || !strings.Contains(out.String(), "adm") {
 		t.Errorf("members -token: %v\n%s", err, out.String())
 	}
 }
@@ -587,7 +588,7 @@ func (m *mesh) holdRequest(t *testing.T, n *node.Node) (release func()) {
 	slow, _ := http.NewRequestWithContext(ctx, "POST", baseURL(n)+"/openai/v1/chat/completions", strings.NewReader(`{"model":"m"}`))
 	slow.Header.Set("X-Fake-Header-Delay", "1m")
 	go http.DefaultClient.Do(slow)
-	eventually(t, 5*time.Second, func() error {
+	wait.For(t, 5*time.Second, func() error {
 		if m.provider.Stats().Active != 1 {
 			return fmt.Errorf("the held request has not reached the provider")
 		}
@@ -596,7 +597,7 @@ func (m *mesh) holdRequest(t *testing.T, n *node.Node) (release func()) {
 	return func() {
 		t.Helper()
 		cancel()
-		eventually(t, 5*time.Second, func() error {
+		wait.For(t, 5*time.Second, func() error {
 			if resp, _ := get(t, baseURL(n)+"/openai/v1/models"); resp.StatusCode != 200 {
 				return fmt.Errorf("status %d after the held request ended", resp.StatusCode)
 			}

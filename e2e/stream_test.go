@@ -20,6 +20,7 @@ import (
 	anthropicopt "github.com/anthropics/anthropic-sdk-go/v2/option"
 
 	"github.com/llmesh/llmesh/internal/fakeprovider"
+	"github.com/llmesh/llmesh/internal/wait"
 )
 
 // TestStreamingIsNotBufferedAndCancelPropagates: the fake provider sends the
@@ -54,7 +55,7 @@ func TestStreamingIsNotBufferedAndCancelPropagates(t *testing.T) {
 			case <-time.After(20 * time.Second):
 				t.Fatal("the first event did not arrive while the provider was still generating: the stream is buffered")
 			}
-			eventually(t, 5*time.Second, func() error {
+			wait.For(t, 5*time.Second, func() error {
 				if s := m.provider.Stats(); s.Active != before.Active+1 {
 					return fmt.Errorf("provider has %d active requests", s.Active)
 				}
@@ -63,7 +64,7 @@ func TestStreamingIsNotBufferedAndCancelPropagates(t *testing.T) {
 			hungUp := time.Now()
 			cancel()
 			stream.Close()
-			eventually(t, 2*time.Second, func() error {
+			wait.For(t, 2*time.Second, func() error {
 				if s := m.provider.Stats(); s.Canceled <= before.Canceled {
 					return fmt.Errorf("provider request not cancelled %s after the client hung up", time.Since(hungUp))
 				}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/llmesh/llmesh/internal/wait"
 )
 
 // syncBuffer is a bytes.Buffer safe to write from the server and read from the test.
@@ -38,16 +41,14 @@ func TestRun(t *testing.T) {
 
 	urlRE := regexp.MustCompile(`url=(http://127\.0\.0\.1:\d+)`)
 	var base string
-	deadline := time.Now().Add(5 * time.Second)
-	for base == "" {
-		if m := urlRE.FindStringSubmatch(stderr.String()); m != nil {
-			base = m[1]
-		} else if time.Now().After(deadline) {
-			t.Fatalf("no listening line in %q", stderr.String())
-		} else {
-			time.Sleep(5 * time.Millisecond)
+	wait.For(t, 5*time.Second, func() error {
+		m := urlRE.FindStringSubmatch(stderr.String())
+		if m == nil {
+			return fmt.Errorf("no listening line in %q", stderr.String())
 		}
-	}
+		base = m[1]
+		return nil
+	})
 
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/chat/completions?secret=1",
 		strings.NewReader(`{"model":"m"}`))

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/llmesh/llmesh/internal/wait"
 )
 
 // generating is one generating route, with what it needs to succeed.
@@ -177,12 +179,12 @@ func TestHeaderDelayCancel(t *testing.T) {
 				}
 				errc <- err
 			}()
-			waitFor(t, "the handler to start", func() bool { return srv.Stats().Active == 1 })
+			wait.Until(t, 5*time.Second, "the handler to start", func() bool { return srv.Stats().Active == 1 })
 			cancel()
 			if err := <-errc; !errors.Is(err, context.Canceled) {
 				t.Errorf("client err = %v", err)
 			}
-			waitFor(t, "the cancellation to be counted", func() bool {
+			wait.Until(t, 5*time.Second, "the cancellation to be counted", func() bool {
 				s := srv.Stats()
 				return s.Canceled == i+1 && s.Active == 0
 			})
@@ -199,7 +201,7 @@ func TestDelayCancelMidStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	res.Body.Close()
-	waitFor(t, "the cancellation to be counted", func() bool {
+	wait.Until(t, 5*time.Second, "the cancellation to be counted", func() bool {
 		s := srv.Stats()
 		return s.Canceled == 1 && s.Active == 0
 	})
@@ -281,7 +283,7 @@ func TestCloseEndsHandlers(t *testing.T) {
 		}
 		errc <- err
 	}()
-	waitFor(t, "the handler to start", func() bool { return srv.Stats().Active == 1 })
+	wait.Until(t, 5*time.Second, "the handler to start", func() bool { return srv.Stats().Active == 1 })
 	srv.Close() // returns only once the handler has
 	if s := srv.Stats(); s.Active != 0 || s.Canceled != 1 {
 		t.Errorf("after Close: %+v", s)

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 )
 
 // start serves a fresh Provider on loopback for the length of the test.
@@ -50,18 +49,6 @@ func decodeBody(t *testing.T, res *http.Response) map[string]any {
 		t.Fatalf("body %q: %v", b, err)
 	}
 	return v
-}
-
-// waitFor polls cond until it holds or a deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // get walks a decoded JSON value along keys and indexes.

@@ -22,7 +22,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/llmesh/llmesh/pkg/config"
-	"github.com/llmesh/llmesh/pkg/meshtls"
 	"github.com/llmesh/llmesh/pkg/node"
 	"github.com/llmesh/llmesh/pkg/version"
 )
@@ -32,8 +31,9 @@ var ErrUsage = errors.New("usage")
 
 // Run is the whole program for role: `ROLE [-config FILE]`, `ROLE -version`,
 // `ROLE members -addr URL [-json]`. It returns when ctx ends (after a
-// graceful drain) or the node fails.
-func Run(ctx context.Context, role config.Role, args []string, stdout, stderr io.Writer) error {
+// graceful drain) or the node fails. A running node re-reads its tunnel
+// certificates on each value from reload (nil: never).
+func Run(ctx context.Context, role config.Role, args []string, stdout, stderr io.Writer, reload <-chan struct{}) error {
 	if len(args) > 0 {
 		switch args[0] {
 		case "members":
@@ -41,12 +41,7 @@ func Run(ctx context.Context, role config.Role, args []string, stdout, stderr io
 		case "keygen":
 			return keygen(string(role), args[1:], stdout, stderr)
 		case "certs":
-			if err := meshtls.Command(args[1:], stdout, stderr); errors.Is(err, meshtls.ErrUsage) {
-				return ErrUsage
-			} else if err != nil {
-				return err
-			}
-			return nil
+			return certs(args[1:], stdout, stderr)
 		}
 	}
 	fs := flag.NewFlagSet(string(role), flag.ContinueOnError)
@@ -91,7 +86,7 @@ func Run(ctx context.Context, role config.Role, args []string, stdout, stderr io
 	if err != nil {
 		return err
 	}
-	return node.Run(ctx, cfg, NewLogger(stderr, cfg.Log))
+	return node.Run(ctx, cfg, NewLogger(stderr, cfg.Log), reload)
 }
 
 // NewLogger returns the node's logger, text or JSON at the configured level.
@@ -253,16 +248,8 @@ func keygen(role string, args []string, stdout, stderr io.Writer) error {
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: %s keygen\n  print a new gossip key (base64 of 32 random bytes) for gossip.key or gossip.keys\n", role)
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return ErrUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "%s keygen: unexpected argument %s\n", role, strconv.Quote(fs.Arg(0)))
-		fs.Usage()
-		return ErrUsage
+	if help, err := parseFlags(fs, args); help || err != nil {
+		return err
 	}
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
@@ -270,4 +257,21 @@ func keygen(role string, args []string, stdout, stderr io.Writer) error {
 	}
 	_, err := fmt.Fprintln(stdout, base64.StdEncoding.EncodeToString(key))
 	return err
+}
+
+// parseFlags parses fs and maps its outcomes: help is not an error; other flag
+// errors and stray arguments are usage errors (already printed).
+func parseFlags(fs *flag.FlagSet, args []string) (help bool, err error) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return true, nil
+		}
+		return false, ErrUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		fs.Usage()
+		return false, ErrUsage
+	}
+	return false, nil
 }

@@ -20,7 +20,7 @@ import (
 func run(t *testing.T, role config.Role, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	err = Run(context.Background(), role, args, &out, &errOut)
+	err = Run(context.Background(), role, args, &out, &errOut, nil)
 	return out.String(), errOut.String(), err
 }
 

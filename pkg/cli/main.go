@@ -12,11 +12,14 @@ import (
 )
 
 // Main runs role with the process's arguments and signals and returns the
-// exit code: SIGINT or SIGTERM drains the node and exits 0.
+// exit code: SIGINT or SIGTERM drains the node and exits 0; SIGHUP re-reads
+// the tunnel certificates.
 func Main(role config.Role) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := Run(ctx, role, os.Args[1:], os.Stdout, os.Stderr)
+	reload, stopReload := notifyReload()
+	defer stopReload()
+	err := Run(ctx, role, os.Args[1:], os.Stdout, os.Stderr, reload)
 	switch {
 	case err == nil:
 		return 0
@@ -25,4 +28,31 @@ func Main(role config.Role) int {
 	}
 	fmt.Fprintf(os.Stderr, "%s: %v\n", role, err)
 	return 1
+}
+
+// notifyReload returns a channel that receives a value for each SIGHUP (one
+// waits at most: a burst of signals is one reload), and the function that
+// stops listening.
+func notifyReload() (<-chan struct{}, func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	reload := make(chan struct{}, 1)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-hup:
+				select {
+				case reload <- struct{}{}:
+				default:
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return reload, func() {
+		signal.Stop(hup)
+		close(done)
+	}
 }

@@ -22,7 +22,7 @@
 //
 // memberlist v0.7.0 does not expose a peer's suspicion state (the State
 // field of memberlist.Node is never set, hashicorp/memberlist#266), so a
-// member is alive until memberlist declares it dead; [StateSuspect] is
-// reserved. A graceful [Membership.Leave] first gossips a leaving flag in
+// member is alive until memberlist declares it dead: there is no suspect
+// state. A graceful [Membership.Leave] first gossips a leaving flag in
 // the node's metadata, which is how peers tell "left" from "dead".
 package membership

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/llmesh/llmesh/internal/wait"
 )
 
 // lastOctet hands every node its own loopback address.
@@ -58,18 +60,6 @@ func start(t *testing.T, cfg Config) *Membership {
 	return m
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // stateOf returns how m sees the named node ("" if absent).
 func stateOf(m *Membership, name string) State {
 	mem, _ := m.Snapshot().Get(name)
@@ -94,7 +84,7 @@ func TestConverge(t *testing.T) {
 	}
 	want := []string{"eg-1", "eg-2", "eg-3", "in-1"}
 	for _, n := range nodes {
-		waitFor(t, 10*time.Second, n.Name()+" to see everyone", func() bool {
+		wait.Until(t, 10*time.Second, n.Name()+" to see everyone", func() bool {
 			return slices.Equal(aliveNames(n), want)
 		})
 	}
@@ -120,7 +110,7 @@ func TestConverge(t *testing.T) {
 		t.Fatalf("SetMeta: %v", err)
 	}
 	for _, n := range nodes {
-		waitFor(t, 5*time.Second, n.Name()+" to see eg-1 draining", func() bool {
+		wait.Until(t, 5*time.Second, n.Name()+" to see eg-1 draining", func() bool {
 			return slices.Equal(names(n.Snapshot().Egress("wnam")), []string{"eg-3"})
 		})
 		if got, _ := n.Snapshot().Get("eg-1"); got.State != StateAlive || got.Meta != draining {
@@ -154,7 +144,7 @@ func TestLeaveAndCrash(t *testing.T) {
 	b := start(t, testConfig("b", Meta{Role: "egress"}, a.LocalAddr()))
 	c := start(t, testConfig("c", Meta{Role: "egress"}, a.LocalAddr()))
 	for _, n := range []*Membership{a, b, c} {
-		waitFor(t, 10*time.Second, n.Name()+" to converge", func() bool {
+		wait.Until(t, 10*time.Second, n.Name()+" to converge", func() bool {
 			return len(aliveNames(n)) == 3
 		})
 	}
@@ -171,7 +161,7 @@ func TestLeaveAndCrash(t *testing.T) {
 		t.Errorf("SetMeta after Leave = %v, want ErrLeft", err)
 	}
 	for _, n := range []*Membership{a, c} {
-		waitFor(t, 3*time.Second, n.Name()+" to see b left", func() bool {
+		wait.Until(t, 3*time.Second, n.Name()+" to see b left", func() bool {
 			return stateOf(n, "b") == StateLeft
 		})
 	}
@@ -197,7 +187,7 @@ func TestLeaveAndCrash(t *testing.T) {
 	if err := c.Shutdown(); err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
-	waitFor(t, 10*time.Second, "a to see c dead", func() bool {
+	wait.Until(t, 10*time.Second, "a to see c dead", func() bool {
 		return stateOf(a, "c") == StateDead
 	})
 	t.Logf("crash seen after %v", time.Since(begin))
@@ -215,13 +205,13 @@ func TestForget(t *testing.T) {
 	cfg.forget = 300 * time.Millisecond
 	a := start(t, cfg)
 	b := start(t, testConfig("b", Meta{}, a.LocalAddr()))
-	waitFor(t, 10*time.Second, "a to see b", func() bool { return stateOf(a, "b") == StateAlive })
+	wait.Until(t, 10*time.Second, "a to see b", func() bool { return stateOf(a, "b") == StateAlive })
 	if err := b.Leave(5 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 	_ = b.Shutdown()
-	waitFor(t, 10*time.Second, "a to see b left", func() bool { return stateOf(a, "b") == StateLeft })
-	waitFor(t, 5*time.Second, "a to forget b", func() bool { return stateOf(a, "b") == "" })
+	wait.Until(t, 10*time.Second, "a to see b left", func() bool { return stateOf(a, "b") == StateLeft })
+	wait.Until(t, 5*time.Second, "a to forget b", func() bool { return stateOf(a, "b") == "" })
 	if got := names(a.Snapshot().Members); !slices.Equal(got, []string{"a"}) {
 		t.Errorf("members = %v", got)
 	}
@@ -263,7 +253,7 @@ func TestRejoinHeals(t *testing.T) {
 	cfgA.Bind = addrA
 	a := start(t, cfgA)
 	for _, n := range []*Membership{a, b} {
-		waitFor(t, 10*time.Second, n.Name()+" to see both", func() bool {
+		wait.Until(t, 10*time.Second, n.Name()+" to see both", func() bool {
 			return slices.Equal(aliveNames(n), []string{"a", "b"})
 		})
 	}
@@ -272,10 +262,10 @@ func TestRejoinHeals(t *testing.T) {
 	if err := a.Shutdown(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "b to see a dead", func() bool { return stateOf(b, "a") == StateDead })
+	wait.Until(t, 10*time.Second, "b to see a dead", func() bool { return stateOf(b, "a") == StateDead })
 	a2 := start(t, cfgA)
 	for _, n := range []*Membership{a2, b} {
-		waitFor(t, 10*time.Second, n.Name()+" to see both again", func() bool {
+		wait.Until(t, 10*time.Second, n.Name()+" to see both again", func() bool {
 			return slices.Equal(aliveNames(n), []string{"a", "b"})
 		})
 	}
@@ -327,7 +317,7 @@ func TestJoinFailureIsWarnedOnce(t *testing.T) {
 
 	const cannot, joined = "cannot join any seed", "joined the mesh after failing"
 	failedRounds := func() int { return len(logs.matching(slog.LevelDebug, "join failed")) }
-	waitFor(t, 10*time.Second, "three failed rounds", func() bool { return failedRounds() >= 3 })
+	wait.Until(t, 10*time.Second, "three failed rounds", func() bool { return failedRounds() >= 3 })
 	warned := logs.matching(slog.LevelWarn, cannot)
 	if len(warned) != 1 {
 		t.Fatalf("%d warnings over %d failed rounds, want 1: %q", len(warned), failedRounds(), warned)
@@ -341,20 +331,19 @@ func TestJoinFailureIsWarnedOnce(t *testing.T) {
 	cfgA := testConfig("a", Meta{Role: "egress"})
 	cfgA.Bind = addrA
 	a := start(t, cfgA)
-	waitFor(t, 10*time.Second, "b to join a", func() bool { return slices.Equal(aliveNames(b), []string{"a", "b"}) })
-	waitFor(t, 5*time.Second, "the all-clear", func() bool { return len(logs.matching(slog.LevelInfo, joined)) == 1 })
+	wait.Until(t, 10*time.Second, "b to join a", func() bool { return slices.Equal(aliveNames(b), []string{"a", "b"}) })
+	wait.Until(t, 5*time.Second, "the all-clear", func() bool { return len(logs.matching(slog.LevelInfo, joined)) == 1 })
 
 	// a dies: a new streak of failures is warned about once more.
 	a.Shutdown()
-	deadline := time.Now().Add(10 * time.Second)
-	for len(logs.matching(slog.LevelWarn, cannot)) != 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no second warning; b sees %+v; info %q; debug %q", b.Snapshot().Members, logs.matching(slog.LevelInfo, ""), logs.matching(slog.LevelDebug, "join"))
+	wait.For(t, 10*time.Second, func() error {
+		if len(logs.matching(slog.LevelWarn, cannot)) != 2 {
+			return fmt.Errorf("no second warning; b sees %+v; info %q; debug %q", b.Snapshot().Members, logs.matching(slog.LevelInfo, ""), logs.matching(slog.LevelDebug, "join"))
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	n := failedRounds()
-	waitFor(t, 10*time.Second, "two more failed rounds", func() bool { return failedRounds() >= n+2 })
+	wait.Until(t, 10*time.Second, "two more failed rounds", func() bool { return failedRounds() >= n+2 })
 	if got := logs.matching(slog.LevelWarn, cannot); len(got) != 2 {
 		t.Errorf("%d warnings, want 2: %q", len(got), got)
 	}
@@ -370,7 +359,7 @@ func isolated(t *testing.T, intruder *Membership, good ...*Membership) {
 	}
 	slices.Sort(want)
 	for _, g := range good {
-		waitFor(t, 10*time.Second, g.Name()+" to converge", func() bool {
+		wait.Until(t, 10*time.Second, g.Name()+" to converge", func() bool {
 			return slices.Equal(aliveNames(g), want)
 		})
 	}
@@ -453,12 +442,12 @@ func TestOnChange(t *testing.T) {
 	close(ready)
 	b := start(t, testConfig("b", Meta{}, self.LocalAddr()))
 
-	waitFor(t, 10*time.Second, "OnChange to report b", func() bool {
+	wait.Until(t, 10*time.Second, "OnChange to report b", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(calls) > 0 && slices.Equal(names(calls[len(calls)-1].Alive()), []string{"a", "b"})
 	})
-	waitFor(t, 5*time.Second, "b to see a's new version", func() bool {
+	wait.Until(t, 5*time.Second, "b to see a's new version", func() bool {
 		got, _ := b.Snapshot().Get("a")
 		return got.Version == "v2"
 	})
@@ -493,7 +482,7 @@ func TestOnChangeOneAtATime(t *testing.T) {
 	}
 	a := start(t, cfg)
 	count := func() int { mu.Lock(); defer mu.Unlock(); return len(calls) }
-	waitFor(t, 5*time.Second, "the first OnChange", func() bool { return count() > 0 })
+	wait.Until(t, 5*time.Second, "the first OnChange", func() bool { return count() > 0 })
 	mu.Lock()
 	first := calls[0]
 	mu.Unlock()
@@ -506,12 +495,12 @@ func TestOnChangeOneAtATime(t *testing.T) {
 	for _, name := range []string{"b", "c", "d"} {
 		peers = append(peers, start(t, testConfig(name, Meta{Role: "egress"}, a.LocalAddr())))
 	}
-	waitFor(t, 10*time.Second, "a to see everyone", func() bool { return slices.Equal(aliveNames(a), []string{"a", "b", "c", "d"}) })
+	wait.Until(t, 10*time.Second, "a to see everyone", func() bool { return slices.Equal(aliveNames(a), []string{"a", "b", "c", "d"}) })
 	if err := peers[0].Leave(time.Second); err != nil {
 		t.Fatal(err)
 	}
 	peers[1].Shutdown()
-	waitFor(t, 10*time.Second, "OnChange to report the churn", func() bool {
+	wait.Until(t, 10*time.Second, "OnChange to report the churn", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		last := calls[len(calls)-1]
@@ -632,7 +621,7 @@ func TestKeyRotation(t *testing.T) {
 			cfgB.Key, cfgB.Keys = steps[i].key, steps[i].keys
 			b := start(t, cfgB)
 			for _, m := range []*Membership{a, b} {
-				waitFor(t, 10*time.Second, m.Name()+" to see both", func() bool {
+				wait.Until(t, 10*time.Second, m.Name()+" to see both", func() bool {
 					return slices.Equal(aliveNames(m), []string{"a", "b"})
 				})
 			}

@@ -86,13 +86,8 @@ func (m Meta) encode(leaving bool) ([]byte, error) {
 	return b, nil
 }
 
-// DecodeMeta decodes what Encode produced. Unknown versions, truncated or
-// garbled input return an error.
-func DecodeMeta(b []byte) (Meta, error) {
-	m, _, err := decodeMeta(b)
-	return m, err
-}
-
+// decodeMeta decodes what Encode produced, and whether the node is leaving.
+// Unknown versions, truncated or garbled input return an error.
 func decodeMeta(b []byte) (m Meta, leaving bool, err error) {
 	switch {
 	case len(b) > memberlist.MetaMaxSize:

@@ -27,9 +27,9 @@ func TestMetaRoundTrip(t *testing.T) {
 			if b[0] != metaVersion {
 				t.Errorf("version byte = %d, want %d", b[0], metaVersion)
 			}
-			got, err := DecodeMeta(b)
+			got, _, err := decodeMeta(b)
 			if err != nil {
-				t.Fatalf("DecodeMeta: %v", err)
+				t.Fatalf("decodeMeta: %v", err)
 			}
 			if got != tt.meta {
 				t.Errorf("round trip = %+v, want %+v", got, tt.meta)
@@ -47,10 +47,6 @@ func TestMetaLeavingFlag(t *testing.T) {
 	got, leaving, err := decodeMeta(b)
 	if err != nil || !leaving || got != m {
 		t.Errorf("decodeMeta = %+v, %v, %v; want %+v, true, nil", got, leaving, err, m)
-	}
-	// The public decoder neither reports the flag nor fails on it.
-	if got, err := DecodeMeta(b); err != nil || got != m {
-		t.Errorf("DecodeMeta = %+v, %v", got, err)
 	}
 }
 
@@ -71,8 +67,8 @@ func TestMetaTooLarge(t *testing.T) {
 			t.Errorf("Encode(%d-byte fields) error = %v, want ErrMetaTooLarge", len(m.Version)+len(m.Tunnel), err)
 		}
 	}
-	if _, err := DecodeMeta(make([]byte, 513)); !errors.Is(err, ErrMetaTooLarge) {
-		t.Errorf("DecodeMeta(513 bytes) error = %v, want ErrMetaTooLarge", err)
+	if _, _, err := decodeMeta(make([]byte, 513)); !errors.Is(err, ErrMetaTooLarge) {
+		t.Errorf("decodeMeta(513 bytes) error = %v, want ErrMetaTooLarge", err)
 	}
 }
 
@@ -102,8 +98,8 @@ func TestDecodeMetaErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if m, err := DecodeMeta(tt.in); err == nil {
-				t.Errorf("DecodeMeta(%q) = %+v, want error", tt.in, m)
+			if m, _, err := decodeMeta(tt.in); err == nil {
+				t.Errorf("decodeMeta(%q) = %+v, want error", tt.in, m)
 			}
 		})
 	}
@@ -118,9 +114,9 @@ func TestDecodeMetaIgnoresAppendedFields(t *testing.T) {
 	// A later revision may append fields and flag bits.
 	b[1] |= 0x80
 	b = append(b, 3, 'n', 'e', 'w')
-	got, err := DecodeMeta(b)
+	got, _, err := decodeMeta(b)
 	if err != nil || got != want {
-		t.Errorf("DecodeMeta = %+v, %v; want %+v, nil", got, err, want)
+		t.Errorf("decodeMeta = %+v, %v; want %+v, nil", got, err, want)
 	}
 }
 
@@ -142,15 +138,15 @@ func FuzzDecodeMeta(f *testing.F) {
 	f.Add([]byte{1, 0, 0x80, 0x80})
 	f.Add([]byte{1, 3, 1, 'a', 1, 'b', 0, 0, 0, 0, 9, 9})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		m, err := DecodeMeta(b)
+		m, _, err := decodeMeta(b)
 		if err != nil {
 			return
 		}
 		enc, err := m.Encode()
 		if err != nil {
-			t.Fatalf("Encode(DecodeMeta(%q)) = %v", b, err)
+			t.Fatalf("Encode(decodeMeta(%q)) = %v", b, err)
 		}
-		again, err := DecodeMeta(enc)
+		again, _, err := decodeMeta(enc)
 		if err != nil || again != m {
 			t.Fatalf("round trip of %+v = %+v, %v", m, again, err)
 		}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/llmesh/llmesh/internal/wait"
 )
 
 // TestProfileDeadTime measures how long each profile takes to declare a
@@ -18,10 +20,7 @@ func TestProfileDeadTime(t *testing.T) {
 	// memberlist's probe goroutines outlive Shutdown by up to a probe
 	// timeout of the slow profiles: let them end before TestMain's leak check.
 	t.Cleanup(func() {
-		deadline := time.Now().Add(20 * time.Second)
-		for goleak.Find() != nil && time.Now().Before(deadline) {
-			time.Sleep(100 * time.Millisecond)
-		}
+		wait.For(t, 20*time.Second, func() error { return goleak.Find() })
 	})
 	for _, tc := range []struct {
 		profile string
@@ -44,11 +43,11 @@ func TestProfileDeadTime(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, m := range []*Membership{a, b} {
-				waitFor(t, 20*time.Second, m.Name()+" to see the victim", func() bool { return stateOf(m, "victim") == StateAlive })
+				wait.Until(t, 20*time.Second, m.Name()+" to see the victim", func() bool { return stateOf(m, "victim") == StateAlive })
 			}
 			victim.Shutdown() // a crash: no leave message
 			crashed := time.Now()
-			waitFor(t, tc.max, "the victim to be declared dead", func() bool {
+			wait.Until(t, tc.max, "the victim to be declared dead", func() bool {
 				return stateOf(a, "victim") == StateDead && stateOf(b, "victim") == StateDead
 			})
 			t.Logf("profile %s: dead after %s", tc.profile, time.Since(crashed).Round(100*time.Millisecond))

@@ -11,10 +11,8 @@ type State string
 
 const (
 	StateAlive State = "alive"
-	// StateSuspect is reserved: memberlist v0.7.0 does not expose suspicion.
-	StateSuspect State = "suspect"
-	StateDead    State = "dead"
-	StateLeft    State = "left"
+	StateDead  State = "dead"
+	StateLeft  State = "left"
 )
 
 // Member is one node of the mesh.

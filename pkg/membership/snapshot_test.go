@@ -26,7 +26,7 @@ func TestSnapshotFilters(t *testing.T) {
 		{Name: "e-egress-dead", State: StateDead, Meta: Meta{Role: "egress", Hint: "wnam"}},
 		{Name: "f-egress-left", State: StateLeft, Meta: Meta{Role: "egress", Hint: "apac"}},
 		{Name: "g-bad-meta", State: StateAlive},
-		{Name: "h-egress-suspect", State: StateSuspect, Meta: Meta{Role: "egress", Hint: "apac"}},
+		{Name: "h-egress-suspect", State: State("suspect"), Meta: Meta{Role: "egress", Hint: "apac"}},
 	}}
 	tests := []struct {
 		name string

@@ -110,6 +110,15 @@ func issue(ca *x509.Certificate, caKey crypto.Signer, id Identity, hosts []strin
 	return encode(der, key)
 }
 
+// ParseCertificate parses the certificate in the first PEM block of certPEM.
+func ParseCertificate(certPEM []byte) (*x509.Certificate, error) {
+	block, _ := pem.Decode(certPEM)
+	if block == nil {
+		return nil, errors.New("meshtls: no PEM block")
+	}
+	return x509.ParseCertificate(block.Bytes)
+}
+
 // parseCA reads a CA certificate and its key and checks that they belong
 // together and that the certificate may sign.
 func parseCA(certPEM, keyPEM []byte) (*x509.Certificate, crypto.Signer, error) {

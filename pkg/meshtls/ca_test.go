@@ -45,7 +45,7 @@ func TestIssue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	leaf, err := parseCertPEM(certPEM)
+	leaf, err := ParseCertificate(certPEM)
 	if err != nil {
 		t.Fatal(err)
 	}

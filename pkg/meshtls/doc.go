@@ -10,6 +10,7 @@
 //
 // A Store holds the node's own certificate and the CA pool. Handshakes read
 // them through callbacks, so Reload (on SIGHUP, or by Watch when the files
-// change) affects new connections only and never drops live ones. NewCA, Issue
-// and Command create a development CA and node certificates.
+// change) affects new connections only and never drops live ones. NewCA and
+// Issue create a development CA and node certificates; the `certs` command
+// of package cli writes them to files.
 package meshtls

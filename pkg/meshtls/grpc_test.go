@@ -16,6 +16,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+
+	"github.com/llmesh/llmesh/internal/wait"
 )
 
 // grpcEgress serves the gRPC health service with the egress's credentials,
@@ -86,7 +88,7 @@ func TestGRPC(t *testing.T) {
 		}
 		// The client sees an alert or, when the egress closes first, a broken
 		// connection; the reason is in the egress's log.
-		eventually(t, "the refusal to be logged", func() bool {
+		wait.Until(t, 5*time.Second, "the refusal to be logged", func() bool {
 			return strings.Contains(logs.String(), "refused a tunnel client") &&
 				strings.Contains(logs.String(), "has role egress, allowed: ingress")
 		})
@@ -108,7 +110,7 @@ func TestGRPC(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want, _ := parseCertPEM(certPEM); fresh.Cmp(want.SerialNumber) != 0 {
+		if want, _ := ParseCertificate(certPEM); fresh.Cmp(want.SerialNumber) != 0 {
 			t.Fatalf("a new connection got certificate %x, want the reloaded %x", fresh, want.SerialNumber)
 		}
 	})

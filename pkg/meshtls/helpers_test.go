@@ -81,11 +81,16 @@ func writeFiles(t testing.TB, dir, name string, certPEM, keyPEM, caPEM []byte) F
 	return f
 }
 
-// putFiles replaces the files f names, as an operator updating them would.
+// putFiles replaces the files f names, as an operator updating them would:
+// each one whole, by rename.
 func putFiles(t testing.TB, f Files, certPEM, keyPEM, caPEM []byte) {
 	t.Helper()
 	for p, b := range map[string][]byte{f.Cert: certPEM, f.Key: keyPEM, f.CA: caPEM} {
-		if err := replace(p, b, 0o600); err != nil {
+		tmp := p + ".new"
+		if err := os.WriteFile(tmp, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, p); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -265,18 +270,6 @@ func ping(t *testing.T, c *tls.Conn, msg string) {
 func serialOf(t *testing.T, c *tls.Conn) *big.Int {
 	t.Helper()
 	return c.ConnectionState().PeerCertificates[0].SerialNumber
-}
-
-// eventually polls cond every 10ms until it holds or 5s pass.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func wantErrContains(t *testing.T, what string, err error, subs ...string) {

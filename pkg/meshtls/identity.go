@@ -17,8 +17,9 @@ const (
 	RoleEgress  = "egress"
 )
 
-// noHint stands for an empty hint in a URI, which has no empty path segments.
-const noHint = "-"
+// NoHint stands for an empty hint in a URI, which has no empty path
+// segments; `certs issue -hint -` takes it too.
+const NoHint = "-"
 
 const maxNameLen = 255
 
@@ -36,7 +37,7 @@ type Identity struct {
 func (id Identity) URI() *url.URL {
 	hint := id.Hint
 	if hint == "" {
-		hint = noHint
+		hint = NoHint
 	}
 	return &url.URL{Scheme: Scheme, Host: id.Role, Path: "/" + hint + "/" + id.Name}
 }
@@ -98,8 +99,8 @@ func ParseIdentity(u *url.URL) (Identity, error) {
 	}
 	switch hint {
 	case "":
-		return Identity{}, fmt.Errorf("%w: empty hint in %q (%q stands for none)", ErrIdentity, u.Redacted(), noHint)
-	case noHint:
+		return Identity{}, fmt.Errorf("%w: empty hint in %q (%q stands for none)", ErrIdentity, u.Redacted(), NoHint)
+	case NoHint:
 		hint = ""
 	}
 	id := Identity{Role: u.Host, Hint: hint, Name: name}

@@ -139,7 +139,7 @@ func TestIdentityOf(t *testing.T) {
 func TestIdentityOfIssued(t *testing.T) {
 	ca := newTestCA(t, "test CA")
 	certPEM, _ := ca.issueValid(t, Identity{Role: RoleIngress, Name: "no-hint"})
-	c, err := parseCertPEM(certPEM)
+	c, err := ParseCertificate(certPEM)
 	if err != nil {
 		t.Fatal(err)
 	}

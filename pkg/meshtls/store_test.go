@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/llmesh/llmesh/internal/wait"
 )
 
 func TestLoadRefuses(t *testing.T) {
@@ -157,21 +159,21 @@ func TestWatch(t *testing.T) {
 		return serialOf(t, dialEcho(t, addr, ingress.ClientConfig(egressID))).String()
 	}
 
-	second, _ := parseCertPEM(ca.renew(t, files, egressID))
-	eventually(t, "the watched certificate to be served", func() bool { return serving() == second.SerialNumber.String() })
+	second, _ := ParseCertificate(ca.renew(t, files, egressID))
+	wait.Until(t, 5*time.Second, "the watched certificate to be served", func() bool { return serving() == second.SerialNumber.String() })
 	ping(t, live, "after watch reload")
 	if serialOf(t, live).Cmp(first) != 0 {
 		t.Fatal("the live connection changed certificates")
 	}
 
 	os.WriteFile(files.Cert, []byte("garbage"), 0o600)
-	eventually(t, "the failed reload to be logged", func() bool { return strings.Contains(logs.String(), "reload failed") })
+	wait.Until(t, 5*time.Second, "the failed reload to be logged", func() bool { return strings.Contains(logs.String(), "reload failed") })
 	if got := serving(); got != second.SerialNumber.String() {
 		t.Fatalf("serving %s after a broken update, want the previous %s", got, second.SerialNumber)
 	}
 
-	third, _ := parseCertPEM(ca.renew(t, files, egressID))
-	eventually(t, "the fixed certificate to be served", func() bool { return serving() == third.SerialNumber.String() })
+	third, _ := ParseCertificate(ca.renew(t, files, egressID))
+	wait.Until(t, 5*time.Second, "the fixed certificate to be served", func() bool { return serving() == third.SerialNumber.String() })
 	if strings.Contains(logs.String(), "PRIVATE KEY") {
 		t.Error("key material in the logs")
 	}

@@ -8,11 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -432,20 +429,18 @@ func (n *Node) Close() error {
 }
 
 // Run starts a node and serves until ctx ends, then drains for up to
-// drain_timeout.
-func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+// drain_timeout. Each value on reload (the command's SIGHUP) re-reads the
+// tunnel certificates.
+func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, reload <-chan struct{}) error {
 	n, err := Start(cfg, log, Options{})
 	if err != nil {
 		return err
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	for waiting := true; waiting; {
 		select {
 		case <-ctx.Done():
 			waiting = false
-		case <-hup:
+		case <-reload:
 			if err := n.Reload(); err != nil {
 				log.Error("reload: keeping the previous certificates", "err", err)
 			} else {

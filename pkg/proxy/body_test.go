@@ -16,6 +16,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/llmesh/llmesh/internal/wait"
 	"github.com/llmesh/llmesh/pkg/provider"
 )
 
@@ -279,7 +280,7 @@ func TestStalledBodyDirect(t *testing.T) {
 						t.Error("the provider got a complete body")
 					}
 				}
-				waitFor(t, func() error {
+				wait.For(t, 5*time.Second, func() error {
 					if n := h.inflight.Load(); n != 0 {
 						return fmt.Errorf("%d requests still in flight", n)
 					}
@@ -290,22 +291,6 @@ func TestStalledBodyDirect(t *testing.T) {
 				})
 			})
 		}
-	}
-}
-
-// waitFor polls cond until it returns nil, for at most 5 s.
-func waitFor(t *testing.T, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -377,7 +362,7 @@ func TestReplayBudget(t *testing.T) {
 					codes <- rec.Code
 				})
 			}
-			waitFor(t, func() error {
+			wait.For(t, 5*time.Second, func() error {
 				if arrived, _ := tr.counts(); arrived != requests {
 					return fmt.Errorf("%d of %d requests arrived", arrived, requests)
 				}
@@ -434,7 +419,7 @@ func TestClientCap(t *testing.T) {
 	for range 2 {
 		wg.Go(func() { get(client, "hold=1") })
 	}
-	waitFor(t, func() error {
+	wait.For(t, 5*time.Second, func() error {
 		if n := held.Load(); n != 2 {
 			return fmt.Errorf("%d requests in flight from 127.0.0.1", n)
 		}

@@ -97,9 +97,6 @@ var nearest = map[string][]string{
 	"me":   {"eeur", "afr", "weur", "apac", "enam", "wnam", "oc", "sam"},
 }
 
-// Nearest returns the other hints ordered by proximity to hint.
-func Nearest(hint string) []string { return nearest[hint] }
-
 // ValidHint reports whether h is a location hint.
 func ValidHint(h string) bool {
 	_, ok := nearest[h]
@@ -125,7 +122,7 @@ func (p *Policy) Decide(clientHint string, candidates []Candidate, rnd func(int)
 	if d.Wanted == "" {
 		return Decision{Kind: Direct, Reason: ReasonNoRule}, nil
 	}
-	if name, ok := pick(candidates, d.Wanted, rnd); ok {
+	if name, ok := Pick(candidates, d.Wanted, rnd); ok {
 		d.Kind, d.Hint, d.Egress = Egress, d.Wanted, name
 		return d, nil
 	}
@@ -135,7 +132,7 @@ func (p *Policy) Decide(clientHint string, candidates []Candidate, rnd func(int)
 		return d, nil
 	case FallbackNearest:
 		for _, h := range nearest[d.Wanted] {
-			if name, ok := pick(candidates, h, rnd); ok {
+			if name, ok := Pick(candidates, h, rnd); ok {
 				d.Kind, d.Hint, d.Egress, d.Reason = Egress, h, name, ReasonFallbackNearest
 				return d, nil
 			}
@@ -156,13 +153,11 @@ func (p *Policy) ruleHint() string {
 	return ""
 }
 
-// Pick chooses an egress of hint among cs, as Decide does.
-func Pick(cs []Candidate, hint string, rnd func(int) int) (string, bool) { return pick(cs, hint, rnd) }
-
-// pick chooses among the candidates of hint by the power of two choices:
+// Pick chooses among the candidates of hint by the power of two choices:
 // two at random, the less loaded wins. It spreads load like least-in-flight
 // without herding every ingress onto the same momentarily idle egress.
-func pick(cs []Candidate, hint string, rnd func(int) int) (string, bool) {
+// Decide picks with it; so does an ingress that reroutes a region refusal.
+func Pick(cs []Candidate, hint string, rnd func(int) int) (string, bool) {
 	var first, second *Candidate
 	n := 0
 	for i := range cs {

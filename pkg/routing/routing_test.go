@@ -74,14 +74,14 @@ func TestPickPrefersLessLoadedAndSpreads(t *testing.T) {
 
 func TestNearestCoversEveryHint(t *testing.T) {
 	for _, h := range Hints {
-		got := Nearest(h)
+		got := nearest[h]
 		if len(got) != len(Hints)-1 {
-			t.Fatalf("Nearest(%s) = %v", h, got)
+			t.Fatalf("nearest[%s] = %v", h, got)
 		}
 		seen := map[string]bool{h: true}
 		for _, o := range got {
 			if seen[o] || !ValidHint(o) {
-				t.Fatalf("Nearest(%s) = %v: repeats or unknown", h, got)
+				t.Fatalf("nearest[%s] = %v: repeats or unknown", h, got)
 			}
 			seen[o] = true
 		}

@@ -3,7 +3,6 @@ package tunnel
 import (
 	"bytes"
 	"context"
-	"crypto/subtle"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -26,32 +25,6 @@ import (
 
 	"github.com/llmesh/llmesh/proto/tunnelpb"
 )
-
-// Keepalive says how often each side of a tunnel connection pings a quiet
-// peer and how long it waits for the answer. Pings keep quiet streams (a
-// model thinking for minutes) alive through NAT and firewalls, and they are
-// how a peer that vanished without closing its socket (a host lost, a
-// partition) is noticed: its streams fail within Interval+Timeout.
-type Keepalive struct {
-	// Interval defaults to 10 s, which is also grpc-go's floor for clients
-	// (it raises anything shorter); servers may ping down to every second.
-	Interval time.Duration
-	Timeout  time.Duration // default 10 s
-}
-
-// serverMinPing is the shortest ping interval the server tolerates from a
-// client before answering too_many_pings: half of grpc-go's client floor.
-const serverMinPing = 5 * time.Second
-
-func (k Keepalive) orDefault() Keepalive {
-	if k.Interval == 0 {
-		k.Interval = 10 * time.Second
-	}
-	if k.Timeout == 0 {
-		k.Timeout = 10 * time.Second
-	}
-	return k
-}
 
 // DialConfig says how an ingress reaches egress nodes.
 type DialConfig struct {
@@ -443,49 +416,4 @@ func closeBody(req *http.Request) {
 	if req.Body != nil {
 		req.Body.Close()
 	}
-}
-
-// tokenCredentials sends the tunnel token with every stream.
-type tokenCredentials struct {
-	token  string
-	secure bool
-}
-
-func (t tokenCredentials) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{tokenKey: t.token}, nil
-}
-
-// RequireTransportSecurity is false only when the operator chose a plaintext
-// tunnel (tunnel.insecure), where the token is all the egress can check.
-func (t tokenCredentials) RequireTransportSecurity() bool { return t.secure }
-
-func tokenEqual(got, want string) bool {
-	return subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
-}
-
-type requestIDKeyType struct{}
-
-// WithRequestID returns ctx carrying the request id the tunnel forwards.
-func WithRequestID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, requestIDKeyType{}, id)
-}
-
-type injectKeyType struct{}
-
-// WithInjectKey marks ctx's request as one whose client credentials the
-// ingress checked and removed: the egress injects its own provider key.
-func WithInjectKey(ctx context.Context) context.Context {
-	return context.WithValue(ctx, injectKeyType{}, true)
-}
-
-// InjectKey reports whether ctx's request asks for the provider key to be injected.
-func InjectKey(ctx context.Context) bool {
-	v, _ := ctx.Value(injectKeyType{}).(bool)
-	return v
-}
-
-// RequestID returns the request id in ctx, or "".
-func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKeyType{}).(string)
-	return id
 }

@@ -23,9 +23,6 @@ const Format = 1
 // not a network address: the egress resolves it from its own configuration.
 const Scheme = "llmesh"
 
-// tokenKey is the gRPC metadata key that carries the shared tunnel token.
-const tokenKey = "llmesh-token"
-
 // bufPool holds read buffers for request bodies. A buffer is only read
 // into: what is sent is a copy (see chunkFrame).
 var bufPool = sync.Pool{New: func() any { b := make([]byte, FrameSize); return &b }}

@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/grpc/credentials"
 
+	"github.com/llmesh/llmesh/internal/wait"
 	"github.com/llmesh/llmesh/pkg/meshtls"
 )
 
@@ -113,7 +114,7 @@ func TestHandshakeTimeout(t *testing.T) {
 			if err := closedByPeer(silent(t, addr), 5*time.Second); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, 2*time.Second, "the handshake slot to be free", func() bool { return len(srv.handshakes) == 0 })
+			wait.Until(t, 2*time.Second, "the handshake slot to be free", func() bool { return len(srv.handshakes) == 0 })
 			// The held exchange's connection outlived the handshake timeout.
 			close(release)
 			if b, err := io.ReadAll(held.Body); err != nil || string(b) != "first last" {
@@ -145,7 +146,7 @@ func TestMaxHandshakes(t *testing.T) {
 
 			first := silent(t, addr)
 			silent(t, addr)
-			waitFor(t, 2*time.Second, "two connections in their handshake", func() bool { return len(srv.handshakes) == 2 })
+			wait.Until(t, 2*time.Second, "two connections in their handshake", func() bool { return len(srv.handshakes) == 2 })
 			if err := closedByPeer(silent(t, addr), 5*time.Second); err != nil {
 				t.Fatalf("a third silent connection: %v", err)
 			}
@@ -154,7 +155,7 @@ func TestMaxHandshakes(t *testing.T) {
 			}
 
 			first.Close()
-			waitFor(t, 2*time.Second, "a slot to free", func() bool { return len(srv.handshakes) == 1 })
+			wait.Until(t, 2*time.Second, "a slot to free", func() bool { return len(srv.handshakes) == 1 })
 			if err := fetch(t, dialEgress(t, addr, dc)); err != nil {
 				t.Fatalf("an ingress with a slot free: %v", err)
 			}

@@ -25,13 +25,19 @@ func checkLeaks(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t) })
 }
 
-// serve runs g on a fresh loopback listener until the test ends.
+// serveGRPC runs g on a fresh loopback listener until the test ends.
 func serveGRPC(tb testing.TB, g *grpc.Server) string {
 	tb.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
+	serve(tb, g, lis)
+	return lis.Addr().String()
+}
+
+// serve runs g on lis until the test ends.
+func serve(tb testing.TB, g *grpc.Server, lis net.Listener) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -41,7 +47,6 @@ func serveGRPC(tb testing.TB, g *grpc.Server) string {
 		g.Stop()
 		<-done
 	})
-	return lis.Addr().String()
 }
 
 // startEgress starts a tunnel server on loopback and returns it with its address.
@@ -51,6 +56,8 @@ func startEgress(tb testing.TB, cfg ServerConfig) (*Server, string) {
 	return s, serveGRPC(tb, s.GRPCServer())
 }
 
+// dialEgress dials the tunnel server at addr as node "egress-1" and closes
+// the connection when the test ends.
 func dialEgress(tb testing.TB, addr string, cfg DialConfig) *Conn {
 	tb.Helper()
 	c, err := Dial("egress-1", addr, cfg)
@@ -111,18 +118,6 @@ func bodyFrame(b string) *tunnelpb.Frame {
 
 func endFrame() *tunnelpb.Frame {
 	return &tunnelpb.Frame{Kind: &tunnelpb.Frame_End{End: &tunnelpb.End{}}}
-}
-
-// waitFor polls cond until it holds or d passes.
-func waitFor(tb testing.TB, d time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // recv waits for a value on ch for at most d.

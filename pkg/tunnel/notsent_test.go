@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/llmesh/llmesh/internal/wait"
 )
 
 // TestNotSent: refusals before the egress accepts a stream are NotSentError
@@ -29,7 +31,7 @@ func TestNotSent(t *testing.T) {
 	if bad.Usable() {
 		t.Fatal("a connection that was just refused is still picked")
 	}
-	waitFor(t, 2*time.Second, "the ejection to end", bad.Usable)
+	wait.Until(t, 2*time.Second, "the ejection to end", bad.Usable)
 
 	// Draining: refused before acceptance.
 	good := dialEgress(t, addr, DialConfig{Token: "t"})
@@ -41,7 +43,7 @@ func TestNotSent(t *testing.T) {
 	srv.SetDraining(false)
 
 	// Accepted, then broken: the provider may have been contacted.
-	waitFor(t, 2*time.Second, "the ejection to end", good.Usable)
+	wait.Until(t, 2*time.Second, "the ejection to end", good.Usable)
 	resp, err := good.RoundTrip(newRequest(t, t.Context(), http.MethodGet, "llmesh://p/x", nil))
 	if err != nil {
 		t.Fatal(err)

@@ -73,17 +73,6 @@ func (p *Pool) Get(name string) (*Conn, bool) {
 	return c, ok
 }
 
-// Conns returns the pool's current connections.
-func (p *Pool) Conns() []*Conn {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	out := make([]*Conn, 0, len(p.conns))
-	for _, c := range p.conns {
-		out = append(out, c)
-	}
-	return out
-}
-
 // Close closes every connection now.
 func (p *Pool) Close() {
 	p.mu.Lock()

@@ -8,11 +8,16 @@ import (
 	"time"
 
 	"google.golang.org/grpc/connectivity"
+
+	"github.com/llmesh/llmesh/internal/wait"
 )
 
+// names lists the pool's connections as name@addr, sorted.
 func names(p *Pool) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	var out []string
-	for _, c := range p.Conns() {
+	for _, c := range p.conns {
 		out = append(out, c.Name+"@"+c.Addr)
 	}
 	slices.Sort(out)
@@ -49,7 +54,7 @@ func TestPoolSync(t *testing.T) {
 	if a1.Usable() {
 		t.Error("the replaced connection still reports usable")
 	}
-	waitFor(t, 2*time.Second, "the replaced idle connection to close", func() bool {
+	wait.Until(t, 2*time.Second, "the replaced idle connection to close", func() bool {
 		return a1.cc.GetState() == connectivity.Shutdown
 	})
 	for _, name := range []string{"a", "b"} {
@@ -119,8 +124,8 @@ func TestPoolRetireWaitsForInflight(t *testing.T) {
 	if err != nil || string(rest) != "second" {
 		t.Fatalf("live exchange after retire: %q, %v", rest, err)
 	}
-	waitFor(t, 2*time.Second, "the retired conn to close after its last exchange", func() bool {
+	wait.Until(t, 2*time.Second, "the retired conn to close after its last exchange", func() bool {
 		return c.cc.GetState() == connectivity.Shutdown
 	})
-	waitFor(t, 2*time.Second, "the egress to see the exchange end", func() bool { return srv.InFlight() == 0 })
+	wait.Until(t, 2*time.Second, "the egress to see the exchange end", func() bool { return srv.InFlight() == 0 })
 }

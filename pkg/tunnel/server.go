@@ -219,15 +219,6 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) (aborted bool) {
 	return false
 }
 
-func (s *Server) authorized(ctx context.Context) bool {
-	if s.cfg.Token == "" {
-		return true
-	}
-	md, _ := metadata.FromIncomingContext(ctx)
-	got := md.Get(tokenKey)
-	return len(got) == 1 && tokenEqual(got[0], s.cfg.Token)
-}
-
 // buildRequest turns a request head into the request the proxy handler
 // serves, at "/{provider}{path}". The handler re-validates all of it: the
 // egress trusts nothing an ingress says.

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llmesh/llmesh/internal/wait"
 	"github.com/llmesh/llmesh/proto/tunnelpb"
 )
 
@@ -43,7 +44,7 @@ func TestStalledBody(t *testing.T) {
 			done <- err
 		}()
 		stall.Write([]byte("the first bytes, then nothing"))
-		waitFor(t, 2*time.Second, "the exchange to reach the handler", func() bool { return srv.InFlight() == 1 && receivers() == 1 })
+		wait.Until(t, 2*time.Second, "the exchange to reach the handler", func() bool { return srv.InFlight() == 1 && receivers() == 1 })
 		cancel()
 		if err := recv(t, readErr, 5*time.Second, "the handler's body read to fail"); err == nil {
 			t.Error("the handler read a whole body from a cancelled stream")
@@ -51,7 +52,7 @@ func TestStalledBody(t *testing.T) {
 		if err := recv(t, done, 5*time.Second, "the round trip to end"); !errors.Is(err, context.Canceled) {
 			t.Errorf("round trip: %v, want context.Canceled", err)
 		}
-		waitFor(t, 2*time.Second, "the egress to let go", func() bool { return srv.InFlight() == 0 && receivers() == 0 })
+		wait.Until(t, 2*time.Second, "the egress to let go", func() bool { return srv.InFlight() == 0 && receivers() == 0 })
 	})
 
 	t.Run("handler gives up", func(t *testing.T) {
@@ -85,6 +86,6 @@ func TestStalledBody(t *testing.T) {
 		if !errors.Is(err, io.EOF) {
 			t.Errorf("stream ended with %v, want a clean end", err)
 		}
-		waitFor(t, 2*time.Second, "the egress to let go", func() bool { return srv.InFlight() == 0 && receivers() == 0 })
+		wait.Until(t, 2*time.Second, "the egress to let go", func() bool { return srv.InFlight() == 0 && receivers() == 0 })
 	})
 }

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 
+	"github.com/llmesh/llmesh/internal/wait"
 	"github.com/llmesh/llmesh/proto/tunnelpb"
 )
 
@@ -135,7 +136,7 @@ func TestRoundTrip(t *testing.T) {
 			t.Errorf("trailer %s = %q, want %q", k, v, want)
 		}
 	}
-	waitFor(t, 2*time.Second, "both in-flight counts to return to 0", func() bool {
+	wait.Until(t, 2*time.Second, "both in-flight counts to return to 0", func() bool {
 		return c.InFlight() == 0 && srv.InFlight() == 0
 	})
 }
@@ -377,7 +378,7 @@ func TestClientCancelReachesHandler(t *testing.T) {
 	if _, err := resp.Body.Read(b); !errors.Is(err, context.Canceled) {
 		t.Errorf("read after cancel: %v, want context.Canceled", err)
 	}
-	waitFor(t, 2*time.Second, "in-flight counts to return to 0", func() bool {
+	wait.Until(t, 2*time.Second, "in-flight counts to return to 0", func() bool {
 		return c.InFlight() == 0 && srv.InFlight() == 0
 	})
 }
@@ -465,7 +466,7 @@ func TestMaxStreamsAndDraining(t *testing.T) {
 	c := dialEgress(t, addr, DialConfig{})
 
 	held := get(t, c, "llmesh://p/held")
-	waitFor(t, 2*time.Second, "the held exchange to be in flight", func() bool { return srv.InFlight() == 1 })
+	wait.Until(t, 2*time.Second, "the held exchange to be in flight", func() bool { return srv.InFlight() == 1 })
 
 	// The egress refuses at once, on this connection and on another: the
 	// ingress can try elsewhere instead of queueing behind the limit.
@@ -483,7 +484,7 @@ func TestMaxStreamsAndDraining(t *testing.T) {
 	if b, err := io.ReadAll(held.Body); err != nil || string(b) != "held" {
 		t.Fatalf("held exchange: %q, %v", b, err)
 	}
-	waitFor(t, 2*time.Second, "the held exchange to end", func() bool { return srv.InFlight() == 0 })
+	wait.Until(t, 2*time.Second, "the held exchange to end", func() bool { return srv.InFlight() == 0 })
 
 	srv.SetDraining(true)
 	_, err := c.RoundTrip(newRequest(t, t.Context(), http.MethodGet, "llmesh://p/x", nil))
@@ -520,7 +521,7 @@ func TestDialClosedPort(t *testing.T) {
 	if c.InFlight() != 0 {
 		t.Errorf("in flight = %d after a failed dial", c.InFlight())
 	}
-	waitFor(t, 5*time.Second, "the connection to report unusable", func() bool { return !c.Usable() })
+	wait.Until(t, 5*time.Second, "the connection to report unusable", func() bool { return !c.Usable() })
 }
 
 func TestSchemeMustBeLlmesh(t *testing.T) {
@@ -637,7 +638,7 @@ func TestCloseBodyEarly(t *testing.T) {
 		t.Error("read after Close succeeded")
 	}
 	recv(t, handlerDone, 2*time.Second, "the handler to stop")
-	waitFor(t, 2*time.Second, "in-flight counts to return to 0", func() bool {
+	wait.Until(t, 2*time.Second, "in-flight counts to return to 0", func() bool {
 		return c.InFlight() == 0 && srv.InFlight() == 0
 	})
 }
@@ -661,5 +662,5 @@ func TestCloseUnblocksRead(t *testing.T) {
 	if err := recv(t, readErr, 2*time.Second, "the blocked Read to return"); err == nil || errors.Is(err, io.EOF) {
 		t.Fatalf("Read after Close: %v, want an error", err)
 	}
-	waitFor(t, 2*time.Second, "in-flight count to return to 0", func() bool { return c.InFlight() == 0 })
+	wait.Until(t, 2*time.Second, "in-flight count to return to 0", func() bool { return c.InFlight() == 0 })
 }

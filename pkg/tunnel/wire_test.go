@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/llmesh/llmesh/internal/wait"
 	"github.com/llmesh/llmesh/proto/tunnelpb"
 )
 
@@ -68,7 +69,7 @@ func TestHeaderBytes(t *testing.T) {
 	if !c.Usable() {
 		t.Error("the connection is ejected")
 	}
-	waitFor(t, 2*time.Second, "in-flight counts to return to 0", func() bool {
+	wait.Until(t, 2*time.Second, "in-flight counts to return to 0", func() bool {
 		return c.InFlight() == 0 && srv.InFlight() == 0
 	})
 }
@@ -123,7 +124,7 @@ func TestLocalFailureIsNotTheEgress(t *testing.T) {
 			if !c.Usable() || c.ejected.Load() != 0 {
 				t.Fatal("a local failure ejected the connection")
 			}
-			waitFor(t, 2*time.Second, "in-flight count to return to 0", func() bool { return c.InFlight() == 0 })
+			wait.Until(t, 2*time.Second, "in-flight count to return to 0", func() bool { return c.InFlight() == 0 })
 		})
 	}
 	drain("llmesh://p/after")

@@ -1,25 +1,60 @@
-package meshtls
+package cli
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/llmesh/llmesh/pkg/config"
+	"github.com/llmesh/llmesh/pkg/meshtls"
 )
 
-func run(t *testing.T, args ...string) (stdout, stderr string, err error) {
+var egressID = meshtls.Identity{Role: meshtls.RoleEgress, Hint: "wnam", Name: "wnam-1"}
+
+// runCerts runs `ingress certs args...` in process.
+func runCerts(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
-	var out, errOut bytes.Buffer
-	err = Command(args, &out, &errOut)
-	return out.String(), errOut.String(), err
+	return run(t, config.RoleIngress, append([]string{"certs"}, args...)...)
 }
 
-func TestCommand(t *testing.T) {
+// handshake runs a TLS handshake over a pipe and returns the error of the
+// side that refused, if one did. In TLS 1.3 the client is done before the
+// server has checked its certificate: the server's verdict comes last.
+func handshake(server, client *tls.Config) error {
+	sc, cc := net.Pipe()
+	defer cc.Close()
+	errc := make(chan error, 1)
+	go func() {
+		defer sc.Close()
+		errc <- tls.Server(sc, server).Handshake()
+	}()
+	if err := tls.Client(cc, client).Handshake(); err != nil {
+		cc.Close()
+		<-errc
+		return err
+	}
+	go io.Copy(io.Discard, cc) // what the server sends next: tickets, or its alert
+	return <-errc
+}
+
+// wantErr fails t unless err says sub.
+func wantErr(t *testing.T, what string, err error, sub string) {
+	t.Helper()
+	if err == nil || !strings.Contains(err.Error(), sub) {
+		t.Errorf("%s: error %v, want one containing %q", what, err, sub)
+	}
+}
+
+func TestCerts(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "pki")
-	out, _, err := run(t, "init", "-dir", dir, "-days", "30")
+	out, _, err := runCerts(t, "init", "-dir", dir, "-days", "30")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +65,7 @@ func TestCommand(t *testing.T) {
 	}
 	wantMode(t, filepath.Join(dir, "ca-key.pem"), 0o600)
 
-	out, _, err = run(t, "issue", "-dir", dir, "-name", "wnam-1", "-role", "egress", "-hint", "wnam", "-host", "10.0.0.7, egress.example")
+	out, _, err = runCerts(t, "issue", "-dir", dir, "-name", "wnam-1", "-role", "egress", "-hint", "wnam", "-host", "10.0.0.7, egress.example")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,11 +83,11 @@ func TestCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	leaf, err := parseCertPEM(b)
+	leaf, err := meshtls.ParseCertificate(b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if id, err := IdentityOf(leaf); err != nil || id != egressID {
+	if id, err := meshtls.IdentityOf(leaf); err != nil || id != egressID {
 		t.Errorf("issued identity = %v, %v; want %v", id, err, egressID)
 	}
 	if len(leaf.IPAddresses) != 1 || leaf.IPAddresses[0].String() != "10.0.0.7" || len(leaf.DNSNames) != 1 || leaf.DNSNames[0] != "egress.example" {
@@ -63,26 +98,26 @@ func TestCommand(t *testing.T) {
 	}
 
 	// The files load as a node's tunnel.tls.
-	egress, err := Load(Files{Cert: cert, Key: key, CA: caFile}, nil)
+	egress, err := meshtls.Load(meshtls.Files{Cert: cert, Key: key, CA: caFile}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := run(t, "issue", "-dir", dir, "-name", "hk-1", "-role", "ingress", "-hint", "-"); err != nil {
+	if _, _, err := runCerts(t, "issue", "-dir", dir, "-name", "hk-1", "-role", "ingress", "-hint", "-"); err != nil {
 		t.Fatal(err)
 	}
-	ingress, err := Load(Files{Cert: filepath.Join(dir, "hk-1.pem"), Key: filepath.Join(dir, "hk-1-key.pem"), CA: caFile}, nil)
+	ingress, err := meshtls.Load(meshtls.Files{Cert: filepath.Join(dir, "hk-1.pem"), Key: filepath.Join(dir, "hk-1-key.pem"), CA: caFile}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := ingress.Identity(); got != (Identity{Role: RoleIngress, Name: "hk-1"}) {
+	if got := ingress.Identity(); got != (meshtls.Identity{Role: meshtls.RoleIngress, Name: "hk-1"}) {
 		t.Errorf("ingress identity %v", got)
 	}
-	if out := handshake(t, egress.ServerConfig(RoleIngress), ingress.ClientConfig(egressID)); out.serverErr != nil || out.clientErr != nil {
-		t.Fatalf("handshake with issued certificates: server %v, client %v", out.serverErr, out.clientErr)
+	if err := handshake(egress.ServerConfig(meshtls.RoleIngress), ingress.ClientConfig(egressID)); err != nil {
+		t.Fatalf("handshake with issued certificates: %v", err)
 	}
 
 	// Re-issuing replaces the pair (renewal), which a running node reloads.
-	if _, _, err := run(t, "issue", "-dir", dir, "-name", "wnam-1", "-role", "egress", "-hint", "wnam"); err != nil {
+	if _, _, err := runCerts(t, "issue", "-dir", dir, "-name", "wnam-1", "-role", "egress", "-hint", "wnam"); err != nil {
 		t.Fatal(err)
 	}
 	if err := egress.Reload(); err != nil {
@@ -95,16 +130,16 @@ func TestCommand(t *testing.T) {
 
 	// init refuses to overwrite the CA.
 	caBefore, _ := os.ReadFile(caFile)
-	_, _, err = run(t, "init", "-dir", dir)
-	wantErrContains(t, "second init", err, "refusing to overwrite")
+	_, _, err = runCerts(t, "init", "-dir", dir)
+	wantErr(t, "second init", err, "refusing to overwrite")
 	if caAfter, _ := os.ReadFile(caFile); !bytes.Equal(caBefore, caAfter) {
 		t.Error("second init changed ca.pem")
 	}
 }
 
-func TestCommandUsage(t *testing.T) {
+func TestCertsUsage(t *testing.T) {
 	dir := t.TempDir()
-	if _, _, err := run(t, "init", "-dir", dir); err != nil {
+	if _, _, err := runCerts(t, "init", "-dir", dir); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -124,7 +159,7 @@ func TestCommandUsage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, stderr, err := run(t, tt.args...)
+			_, stderr, err := runCerts(t, tt.args...)
 			if !errors.Is(err, ErrUsage) {
 				t.Errorf("err = %v, want ErrUsage", err)
 			}
@@ -134,11 +169,11 @@ func TestCommandUsage(t *testing.T) {
 		})
 	}
 
-	if _, _, err := run(t, "issue", "-h"); err != nil {
+	if _, _, err := runCerts(t, "issue", "-h"); err != nil {
 		t.Errorf("-h: %v, want nil", err)
 	}
-	_, _, err := run(t, "issue", "-dir", t.TempDir(), "-name", "x", "-role", "ingress")
-	wantErrContains(t, "issue without a CA", err, "run certs init first")
+	_, _, err := runCerts(t, "issue", "-dir", t.TempDir(), "-name", "x", "-role", "ingress")
+	wantErr(t, "issue without a CA", err, "run certs init first")
 }
 
 func wantMode(t *testing.T, path string, want os.FileMode) {
@@ -156,7 +191,7 @@ func wantMode(t *testing.T, path string, want os.FileMode) {
 // replace the CA and its key with a node pair.
 func TestIssueNeverOverwritesTheCA(t *testing.T) {
 	dir := t.TempDir()
-	if _, _, err := run(t, "init", "-dir", dir); err != nil {
+	if _, _, err := runCerts(t, "init", "-dir", dir); err != nil {
 		t.Fatal(err)
 	}
 	caCert, _ := os.ReadFile(filepath.Join(dir, "ca.pem"))
@@ -167,7 +202,7 @@ func TestIssueNeverOverwritesTheCA(t *testing.T) {
 			if force {
 				args = append(args, "-force")
 			}
-			_, stderr, err := run(t, args...)
+			_, stderr, err := runCerts(t, args...)
 			if !errors.Is(err, ErrUsage) || !strings.Contains(stderr, "would overwrite the CA") {
 				t.Errorf("%v: err %v, stderr %q", args, err, stderr)
 			}
@@ -180,7 +215,7 @@ func TestIssueNeverOverwritesTheCA(t *testing.T) {
 		t.Error("ca-key.pem changed")
 	}
 	// The CA still signs.
-	if _, _, err := run(t, "issue", "-dir", dir, "-name", "hk-1", "-role", "ingress"); err != nil {
+	if _, _, err := runCerts(t, "issue", "-dir", dir, "-name", "hk-1", "-role", "ingress"); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -190,11 +225,11 @@ func TestIssueNeverOverwritesTheCA(t *testing.T) {
 // are replaced only with -force.
 func TestIssueReplacesOnlyARenewal(t *testing.T) {
 	dir := t.TempDir()
-	if _, _, err := run(t, "init", "-dir", dir); err != nil {
+	if _, _, err := runCerts(t, "init", "-dir", dir); err != nil {
 		t.Fatal(err)
 	}
 	issue := func(args ...string) error {
-		_, _, err := run(t, append([]string{"issue", "-dir", dir}, args...)...)
+		_, _, err := runCerts(t, append([]string{"issue", "-dir", dir}, args...)...)
 		return err
 	}
 	if err := issue("-name", "e1", "-role", "egress", "-hint", "wnam"); err != nil {
@@ -205,13 +240,13 @@ func TestIssueReplacesOnlyARenewal(t *testing.T) {
 	}
 	before, _ := os.ReadFile(filepath.Join(dir, "e1.pem"))
 	err := issue("-name", "e1", "-role", "egress", "-hint", "weur")
-	wantErrContains(t, "another hint", err, "holds a certificate for llmesh://egress/wnam/e1, not llmesh://egress/weur/e1; pass -force")
+	wantErr(t, "another hint", err, "holds a certificate for llmesh://egress/wnam/e1, not llmesh://egress/weur/e1; pass -force")
 	if after, _ := os.ReadFile(filepath.Join(dir, "e1.pem")); !bytes.Equal(before, after) {
 		t.Error("a refused issue changed e1.pem")
 	}
 	// Node "e1"'s key file is e1-key.pem: node "e1-key"'s certificate file.
 	err = issue("-name", "e1-key", "-role", "ingress")
-	wantErrContains(t, "a name whose certificate is another's key", err, "e1-key.pem exists and holds no certificate")
+	wantErr(t, "a name whose certificate is another's key", err, "e1-key.pem exists and holds no certificate")
 	if err := issue("-name", "e1", "-role", "ingress", "-force"); err != nil {
 		t.Fatalf("-force: %v", err)
 	}
@@ -220,31 +255,31 @@ func TestIssueReplacesOnlyARenewal(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = issue("-name", "a", "-role", "ingress")
-	wantErrContains(t, "a name whose key is another's certificate", err, "a-key.pem exists and holds no private key")
+	wantErr(t, "a name whose key is another's certificate", err, "a-key.pem exists and holds no private key")
 }
 
 // TestIssueHint: a hint no node can have is refused; case is normalised as
 // node.hint is.
 func TestIssueHint(t *testing.T) {
 	dir := t.TempDir()
-	if _, _, err := run(t, "init", "-dir", dir); err != nil {
+	if _, _, err := runCerts(t, "init", "-dir", dir); err != nil {
 		t.Fatal(err)
 	}
 	for _, args := range [][]string{
 		{"-name", "e1", "-role", "egress", "-hint", "us-west"},
 		{"-name", "i1", "-role", "ingress", "-hint", "asia"},
 	} {
-		_, stderr, err := run(t, append([]string{"issue", "-dir", dir}, args...)...)
+		_, stderr, err := runCerts(t, append([]string{"issue", "-dir", dir}, args...)...)
 		if !errors.Is(err, ErrUsage) || !strings.Contains(stderr, `is not a location hint; use one of wnam, enam, weur, eeur, apac, oc, afr, sam, me`) {
 			t.Errorf("%v: err %v, stderr %q", args, err, stderr)
 		}
 	}
-	if _, _, err := run(t, "issue", "-dir", dir, "-name", "e2", "-role", "egress", "-hint", "WNAM"); err != nil {
+	if _, _, err := runCerts(t, "issue", "-dir", dir, "-name", "e2", "-role", "egress", "-hint", "WNAM"); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(filepath.Join(dir, "e2.pem"))
-	leaf, _ := parseCertPEM(b)
-	if id, err := IdentityOf(leaf); err != nil || id.Hint != "wnam" {
+	leaf, _ := meshtls.ParseCertificate(b)
+	if id, err := meshtls.IdentityOf(leaf); err != nil || id.Hint != "wnam" {
 		t.Errorf("identity %v, %v; want hint wnam", id, err)
 	}
 }

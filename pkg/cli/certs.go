@@ -1,7 +1,6 @@
-package meshtls
+package cli
 
 import (
-	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"flag"
@@ -13,11 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/llmesh/llmesh/pkg/meshtls"
 	"github.com/llmesh/llmesh/pkg/routing"
 )
-
-// ErrUsage is returned after usage was printed for bad arguments.
-var ErrUsage = errors.New("usage")
 
 const (
 	caCertFile = "ca.pem"
@@ -29,7 +26,7 @@ const usage = `usage: certs init  -dir DIR [-days 3650] [-cn NAME]
        certs issue -dir DIR -name NAME -role ingress|egress [-hint HINT] [-host h1,h2] [-days 365] [-force]
 `
 
-// Command runs the `certs` subcommands; args are what follows "certs".
+// certs runs the `certs` subcommands; args are what follows "certs".
 //
 //	certs init  -dir DIR [-days 3650]
 //	    writes DIR/ca.pem and DIR/ca-key.pem (0600); refuses to overwrite a CA.
@@ -41,16 +38,16 @@ const usage = `usage: certs init  -dir DIR [-days 3650] [-cn NAME]
 //
 // It prints what it wrote and, for issue, the tunnel.tls config snippet.
 // -h prints usage and returns nil.
-func Command(args []string, stdout, stderr io.Writer) error {
+func certs(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return ErrUsage
 	}
 	switch args[0] {
 	case "init":
-		return runInit(args[1:], stdout, stderr)
+		return certsInit(args[1:], stdout, stderr)
 	case "issue":
-		return runIssue(args[1:], stdout, stderr)
+		return certsIssue(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -60,30 +57,13 @@ func Command(args []string, stdout, stderr io.Writer) error {
 	}
 }
 
-// parse parses fs and maps its outcomes: help is not an error; other flag
-// errors and stray arguments are usage errors (already printed).
-func parse(fs *flag.FlagSet, args []string) (help bool, err error) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return true, nil
-		}
-		return false, ErrUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
-		fs.Usage()
-		return false, ErrUsage
-	}
-	return false, nil
-}
-
-func runInit(args []string, stdout, stderr io.Writer) error {
+func certsInit(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("certs init", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dir := fs.String("dir", "", "`directory` for ca.pem and ca-key.pem (created if missing)")
 	days := fs.Int("days", 3650, "validity in `days`")
 	cn := fs.String("cn", "llmesh development CA", "the CA's common `name`")
-	if help, err := parse(fs, args); help || err != nil {
+	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
 	if *dir == "" || *days <= 0 {
@@ -100,7 +80,7 @@ func runInit(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("certs init: %s exists; refusing to overwrite a CA (remove it to start over)", p)
 		}
 	}
-	certPEM, keyPEM, err := NewCA(*cn, time.Duration(*days)*day)
+	certPEM, keyPEM, err := meshtls.NewCA(*cn, time.Duration(*days)*day)
 	if err != nil {
 		return err
 	}
@@ -115,14 +95,14 @@ func runInit(args []string, stdout, stderr io.Writer) error {
 		os.Remove(keyPath)
 		return err
 	}
-	ca, _ := parseCertPEM(certPEM)
+	ca, _ := meshtls.ParseCertificate(certPEM)
 	fmt.Fprintf(stdout, "wrote %s (CA %q, valid until %s)\n", certPath, ca.Subject.CommonName, day0(ca.NotAfter))
 	fmt.Fprintf(stdout, "wrote %s (CA private key, mode 0600: keep it off the nodes)\n", keyPath)
 	fmt.Fprintf(stdout, "\nnext, for each node:\n  certs issue -dir %s -name NAME -role ingress|egress -hint HINT\n", *dir)
 	return nil
 }
 
-func runIssue(args []string, stdout, stderr io.Writer) error {
+func certsIssue(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("certs issue", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dir := fs.String("dir", "", "`directory` holding ca.pem and ca-key.pem; NAME.pem and NAME-key.pem are written there")
@@ -132,22 +112,22 @@ func runIssue(args []string, stdout, stderr io.Writer) error {
 	hosts := fs.String("host", "", "comma-separated DNS names or IPs to add as SANs (optional: peers check the llmesh identity, not the host)")
 	days := fs.Int("days", 365, "validity in `days` (at most the CA's)")
 	force := fs.Bool("force", false, "replace NAME.pem and NAME-key.pem even when they hold another identity")
-	if help, err := parse(fs, args); help || err != nil {
+	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
 	// Nodes lower-case node.hint; the certificate must name the same.
 	*hint = strings.ToLower(*hint)
-	if *hint == noHint {
+	if *hint == meshtls.NoHint {
 		*hint = ""
 	}
-	id := Identity{Role: *role, Hint: *hint, Name: *name}
+	id := meshtls.Identity{Role: *role, Hint: *hint, Name: *name}
 	var problem string
 	switch {
 	case *dir == "":
 		problem = "-dir is required"
 	case *days <= 0:
 		problem = "-days must be positive"
-	case *role == RoleEgress && *hint == "":
+	case *role == meshtls.RoleEgress && *hint == "":
 		problem = "-hint is required for an egress: ingress nodes check it against gossip"
 	case *hint != "" && !routing.ValidHint(*hint):
 		// No node could use it: node.hint takes only these.
@@ -191,7 +171,7 @@ func runIssue(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("certs issue: %w", err)
 	}
-	certPEM, keyPEM, err := Issue(caCertPEM, caKeyPEM, id, strings.Split(*hosts, ","), time.Duration(*days)*day)
+	certPEM, keyPEM, err := meshtls.Issue(caCertPEM, caKeyPEM, id, strings.Split(*hosts, ","), time.Duration(*days)*day)
 	if err != nil {
 		return err
 	}
@@ -203,7 +183,7 @@ func runIssue(args []string, stdout, stderr io.Writer) error {
 	if err := replace(certPath, certPEM, 0o644); err != nil {
 		return err
 	}
-	leaf, _ := parseCertPEM(certPEM)
+	leaf, _ := meshtls.ParseCertificate(certPEM)
 	fmt.Fprintf(stdout, "wrote %s (%s, serial %x, valid until %s)\n", certPath, id, leaf.SerialNumber, day0(leaf.NotAfter))
 	fmt.Fprintf(stdout, "wrote %s (private key, mode 0600)\n", keyPath)
 	fmt.Fprintf(stdout, "\nconfig for node %s:\ntunnel:\n  tls:\n    cert: %s\n    key: %s\n    ca: %s\n", id.Name, certPath, keyPath, caCertPath)
@@ -213,13 +193,13 @@ func runIssue(args []string, stdout, stderr io.Writer) error {
 // checkReplace allows replacing an existing pair only when it is a renewal:
 // the certificate names the same identity, and the key file holds a key
 // (node "a"'s key file a-key.pem is node "a-key"'s certificate file).
-func checkReplace(certPath, keyPath string, id Identity) error {
+func checkReplace(certPath, keyPath string, id meshtls.Identity) error {
 	if b, err := os.ReadFile(certPath); err == nil {
-		cert, err := parseCertPEM(b)
+		cert, err := meshtls.ParseCertificate(b)
 		if err != nil {
 			return fmt.Errorf("%s exists and holds no certificate", certPath)
 		}
-		if got, err := IdentityOf(cert); err != nil || got != id {
+		if got, err := meshtls.IdentityOf(cert); err != nil || got != id {
 			return fmt.Errorf("%s holds a certificate for %s, not %s", certPath, describeIdentity(got, err), id)
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -235,7 +215,7 @@ func checkReplace(certPath, keyPath string, id Identity) error {
 	return nil
 }
 
-func describeIdentity(id Identity, err error) string {
+func describeIdentity(id meshtls.Identity, err error) string {
 	if err != nil {
 		return "no llmesh identity"
 	}
@@ -293,14 +273,6 @@ func replace(path string, data []byte, perm fs.FileMode) error {
 		return fmt.Errorf("certs: %w", err)
 	}
 	return nil
-}
-
-func parseCertPEM(b []byte) (*x509.Certificate, error) {
-	block, _ := pem.Decode(b)
-	if block == nil {
-		return nil, errors.New("no PEM block")
-	}
-	return x509.ParseCertificate(block.Bytes)
 }
 
 func day0(t time.Time) string { return t.UTC().Format(time.DateOnly) }

@@ -1,0 +1,34 @@
+package tunnel
+
+import "context"
+
+// Values a request carries across the tunnel: the ingress puts them in the
+// request's context, the tunnel sends them in the request head, and the
+// egress puts them back in the context of the request it serves.
+
+type requestIDKeyType struct{}
+
+// WithRequestID returns ctx carrying the request id the tunnel forwards.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKeyType{}, id)
+}
+
+// RequestID returns the request id in ctx, or "".
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKeyType{}).(string)
+	return id
+}
+
+type injectKeyType struct{}
+
+// WithInjectKey marks ctx's request as one whose client credentials the
+// ingress checked and removed: the egress injects its own provider key.
+func WithInjectKey(ctx context.Context) context.Context {
+	return context.WithValue(ctx, injectKeyType{}, true)
+}
+
+// InjectKey reports whether ctx's request asks for the provider key to be injected.
+func InjectKey(ctx context.Context) bool {
+	v, _ := ctx.Value(injectKeyType{}).(bool)
+	return v
+}
