@@ -53,7 +53,7 @@ func StripCredentials(h http.Header, rawQuery string) string {
 		// Whatever the spelling (X_Api_Key, x-goog-api-key): a server that
 		// folds '_' into '-' would read it as a key.
 		var buf [maxNormName]byte
-		if n := string(normName(buf[:0], k)); credentialHeaders[n] || keyBound[n] {
+		if n := normName(buf[:0], k); credentialHeaders[string(n)] || keyBound[string(n)] {
 			delete(h, k)
 		}
 	}
