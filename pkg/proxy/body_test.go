@@ -66,10 +66,10 @@ func pipeRequest(t *testing.T, p pace) (*pacedBody, *io.PipeWriter) {
 }
 
 // readAll reads b to its end and reports what it got and when it ended.
-func readAll(b io.Reader) (int64, error, time.Duration) {
+func readAll(b io.Reader) (int64, time.Duration, error) {
 	start := time.Now()
 	n, err := io.Copy(io.Discard, b)
-	return n, err, time.Since(start)
+	return n, time.Since(start), err
 }
 
 func TestPacedBodyTimer(t *testing.T) {
@@ -77,7 +77,7 @@ func TestPacedBodyTimer(t *testing.T) {
 	tests := []struct {
 		name   string
 		write  func(w *io.PipeWriter) // the client
-		read   func(b io.Reader) (int64, error, time.Duration)
+		read   func(b io.Reader) (int64, time.Duration, error)
 		want   int64
 		reason string // "" for a body that arrives in full
 		at     time.Duration
@@ -105,7 +105,7 @@ func TestPacedBodyTimer(t *testing.T) {
 			w.Write(make([]byte, 10))
 			w.Write(make([]byte, 10))
 			w.Close()
-		}, func(b io.Reader) (int64, error, time.Duration) {
+		}, func(b io.Reader) (int64, time.Duration, error) {
 			// The provider takes its time between reads (backpressure).
 			start := time.Now()
 			var n int64
@@ -117,7 +117,7 @@ func TestPacedBodyTimer(t *testing.T) {
 					if err == io.EOF {
 						err = nil
 					}
-					return n, err, time.Since(start)
+					return n, time.Since(start), err
 				}
 				time.Sleep(time.Minute)
 			}
@@ -132,7 +132,7 @@ func TestPacedBodyTimer(t *testing.T) {
 					defer close(wrote)
 					tt.write(pw)
 				}()
-				n, err, took := tt.read(b)
+				n, took, err := tt.read(b)
 				b.Close()
 				<-wrote
 				if n != tt.want {
