@@ -3,10 +3,12 @@ GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X github.com/llmesh/llmesh/pkg/version.Version=$(VERSION)
 BIN      := bin
+# buf and staticcheck: go tools of the tools module (tools/go.mod).
+TOOL     := $(GO) tool -modfile=tools/go.mod
 # Packages whose tests run under the race detector (everything with goroutines).
 RACE_PKGS := ./pkg/... ./internal/...
 
-.PHONY: help build run demo test chaos vet lint fuzz bench proto proto-check clean
+.PHONY: help build run demo test chaos vet lint ci fuzz bench proto proto-check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -33,7 +35,10 @@ vet: ## go vet and gofmt
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-lint: vet proto-check ## vet, gofmt and a check that generated code is current
+lint: vet proto-check ## vet, gofmt, staticcheck, buf lint and a check that generated code is current
+	$(TOOL) staticcheck ./...
+
+ci: lint test ## what CI runs (.ci/run, on a clean clone): lint, then test
 
 # make test fuzzes each target for a number of executions, not a duration: a
 # duration races Go's fuzz coordinator at the deadline and fails with a bare
@@ -54,18 +59,20 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 60s; or a count like 1
 bench: ## run the benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./...
 
-# protoc comes from Debian's protobuf-compiler; the Go plugins are go tool
-# dependencies pinned in go.mod.
-proto: ## regenerate proto/tunnelpb from proto/tunnel.proto
-	@command -v protoc >/dev/null || { echo "installing protoc (protobuf-compiler)"; apt-get install -y protobuf-compiler >/dev/null || { apt-get update >/dev/null && apt-get install -y protobuf-compiler >/dev/null; }; }
-	GOBIN=$(CURDIR)/.bin $(GO) install tool
-	PATH=$(CURDIR)/.bin:$$PATH protoc -I proto \
-	  --go_out=proto/tunnelpb --go_opt=paths=source_relative \
-	  --go-grpc_out=proto/tunnelpb --go-grpc_opt=paths=source_relative \
-	  proto/tunnel.proto
+# buf compiles the proto itself (no protoc) and runs protoc-gen-go and
+# protoc-gen-go-grpc with go tool: those two are pinned in go.mod, beside the
+# protobuf and grpc runtimes their code calls. buf and staticcheck are pinned
+# in tools/go.mod, so their many dependencies stay out of the main module.
+PROTO_GEN := ':(glob)proto/**/*.pb.go'
+proto: ## regenerate proto/llmesh/tunnel/v1/tunnelv1 from tunnel.proto (buf, as go tools)
+	find proto -name '*.pb.go' -delete
+	$(TOOL) buf generate
 
-proto-check: proto ## fail when the committed generated code is stale
-	git diff --exit-code proto/tunnelpb
+proto-check: proto ## buf lint, and fail when the generated code in git differs from what make proto writes
+	$(TOOL) buf lint
+	git diff --exit-code -- $(PROTO_GEN)
+	@new=$$(git ls-files --others -- $(PROTO_GEN)); \
+	  if [ -n "$$new" ]; then echo "generated but not added to git:"; echo "$$new"; exit 1; fi
 
 clean: ## remove build output
 	rm -rf $(BIN) .bin

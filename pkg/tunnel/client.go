@@ -23,7 +23,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
-	"github.com/llmesh/llmesh/proto/tunnelpb"
+	"github.com/llmesh/llmesh/proto/llmesh/tunnel/v1/tunnelv1"
 )
 
 // DialConfig says how an ingress reaches egress nodes.
@@ -48,7 +48,7 @@ type Conn struct {
 	endpoint Endpoint // what the pool dialled
 
 	cc       *grpc.ClientConn
-	client   tunnelpb.TunnelClient
+	client   tunnelv1.TunnelClient
 	inflight atomic.Int64
 	retired  atomic.Bool
 	close    sync.Once
@@ -79,7 +79,7 @@ func Dial(name, addr string, cfg DialConfig) (*Conn, error) {
 		return nil, fmt.Errorf("tunnel: dial %s at %s: %w", name, addr, err)
 	}
 	cc.Connect()
-	return &Conn{Name: name, Addr: addr, cc: cc, client: tunnelpb.NewTunnelClient(cc)}, nil
+	return &Conn{Name: name, Addr: addr, cc: cc, client: tunnelv1.NewTunnelClient(cc)}, nil
 }
 
 // InFlight is the number of exchanges open on this connection.
@@ -114,13 +114,13 @@ func (c *Conn) notSent(ctx context.Context, err error) error {
 
 // accepted waits for the egress's stream headers. grpc-go's Header returns
 // nil metadata, not an error, when the stream ended without any.
-func accepted(stream tunnelpb.Tunnel_ExchangeClient) bool {
+func accepted(stream tunnelv1.Tunnel_ExchangeClient) bool {
 	md, _ := stream.Header()
 	return md != nil
 }
 
 // recvStatus returns the status a stream ended with.
-func recvStatus(stream tunnelpb.Tunnel_ExchangeClient) error {
+func recvStatus(stream tunnelv1.Tunnel_ExchangeClient) error {
 	_, err := stream.Recv()
 	if err == nil || errors.Is(err, io.EOF) {
 		return status.Error(codes.Unavailable, "the egress ended the stream without taking it")
@@ -197,7 +197,7 @@ func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 	if bodyLength == 0 && req.Body != nil && req.Body != http.NoBody {
 		bodyLength = -1 // net/http: 0 with a body means unknown
 	}
-	head := &tunnelpb.Frame{Kind: &tunnelpb.Frame_Request{Request: &tunnelpb.RequestHead{
+	head := &tunnelv1.Frame{Kind: &tunnelv1.Frame_Request{Request: &tunnelv1.RequestHead{
 		Format:        Format,
 		Provider:      req.URL.Host,
 		Method:        req.Method,
@@ -270,7 +270,7 @@ func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 // End. A failure of its own (reading the client's body, a local send error)
 // cancels the exchange: it is this request's failure, not the egress's.
 type bodySender struct {
-	stream tunnelpb.Tunnel_ExchangeClient
+	stream tunnelv1.Tunnel_ExchangeClient
 	cancel context.CancelCauseFunc
 	// mu is held across each Send: grpc-go ends the stream inside a Send
 	// that fails locally, before the failure can be recorded, and wait lets
@@ -308,7 +308,7 @@ func (s *bodySender) run(body io.ReadCloser) {
 }
 
 // send sends f and reports whether the stream goes on.
-func (s *bodySender) send(f *tunnelpb.Frame) bool {
+func (s *bodySender) send(f *tunnelv1.Frame) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	err := s.stream.Send(f)
@@ -329,7 +329,7 @@ func (s *bodySender) wait() {
 // responseBody reads body frames from the egress until End. Close may be
 // called while a Read is blocked, to abort it.
 type responseBody struct {
-	stream tunnelpb.Tunnel_ExchangeClient
+	stream tunnelv1.Tunnel_ExchangeClient
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	conn   *Conn
@@ -360,9 +360,9 @@ func (b *responseBody) Read(p []byte) (int, error) {
 			continue
 		}
 		switch k := f.Kind.(type) {
-		case *tunnelpb.Frame_Body:
+		case *tunnelv1.Frame_Body:
 			b.buf = k.Body
-		case *tunnelpb.Frame_End:
+		case *tunnelv1.Frame_End:
 			for k, vs := range decodeHeader(k.End.GetTrailers()) {
 				if b.resp.Trailer == nil {
 					b.resp.Trailer = make(http.Header)

@@ -5,7 +5,7 @@ import (
 	"sync"
 	"unsafe"
 
-	"github.com/llmesh/llmesh/proto/tunnelpb"
+	"github.com/llmesh/llmesh/proto/llmesh/tunnel/v1/tunnelv1"
 )
 
 // FrameSize is the largest body chunk sent in one frame: small enough for
@@ -15,7 +15,7 @@ import (
 const FrameSize = 32 << 10
 
 // Format is the wire format this side writes and the only one it reads
-// (RequestHead.format, ResponseHead.format; see proto/tunnel.proto).
+// (RequestHead.format, ResponseHead.format; see proto/llmesh/tunnel/v1/tunnel.proto).
 const Format = 1
 
 // Scheme is the URL scheme of requests meant for the tunnel:
@@ -31,31 +31,31 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, FrameSize); return &
 // after SendMsg returns (stats handlers, tracing), so neither a frame nor
 // the bytes it points at may be reused.
 
-func chunkFrame(p []byte) *tunnelpb.Frame {
+func chunkFrame(p []byte) *tunnelv1.Frame {
 	// One allocation for the frame and its oneof wrapper.
 	f := &struct {
-		frame tunnelpb.Frame
-		body  tunnelpb.Frame_Body
+		frame tunnelv1.Frame
+		body  tunnelv1.Frame_Body
 	}{}
 	f.body.Body = p
 	f.frame.Kind = &f.body
 	return &f.frame
 }
 
-func finalFrame(trailers []*tunnelpb.Header) *tunnelpb.Frame {
-	return &tunnelpb.Frame{Kind: &tunnelpb.Frame_End{End: &tunnelpb.End{Trailers: trailers}}}
+func finalFrame(trailers []*tunnelv1.Header) *tunnelv1.Frame {
+	return &tunnelv1.Frame{Kind: &tunnelv1.Frame_End{End: &tunnelv1.End{Trailers: trailers}}}
 }
 
 // encodeHeader makes three allocations whatever the number of headers: the
 // messages, their values and the list.
-func encodeHeader(h http.Header) []*tunnelpb.Header {
+func encodeHeader(h http.Header) []*tunnelv1.Header {
 	n := 0
 	for _, vs := range h {
 		n += len(vs)
 	}
-	msgs := make([]tunnelpb.Header, len(h))
+	msgs := make([]tunnelv1.Header, len(h))
 	values := make([][]byte, n)
-	out := make([]*tunnelpb.Header, 0, len(h))
+	out := make([]*tunnelv1.Header, 0, len(h))
 	for k, vs := range h {
 		m := &msgs[len(out)]
 		m.Name = k
@@ -69,7 +69,7 @@ func encodeHeader(h http.Header) []*tunnelpb.Header {
 	return out
 }
 
-func decodeHeader(hs []*tunnelpb.Header) http.Header {
+func decodeHeader(hs []*tunnelv1.Header) http.Header {
 	h := make(http.Header, len(hs))
 	for _, kv := range hs {
 		if kv == nil {

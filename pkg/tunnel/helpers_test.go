@@ -13,7 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/llmesh/llmesh/proto/tunnelpb"
+	"github.com/llmesh/llmesh/proto/llmesh/tunnel/v1/tunnelv1"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -69,19 +69,19 @@ func dialEgress(tb testing.TB, addr string, cfg DialConfig) *Conn {
 }
 
 // rawClient is a bare generated client, for sending what a Conn never would.
-func rawClient(tb testing.TB, addr string) tunnelpb.TunnelClient {
+func rawClient(tb testing.TB, addr string) tunnelv1.TunnelClient {
 	tb.Helper()
 	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { cc.Close() })
-	return tunnelpb.NewTunnelClient(cc)
+	return tunnelv1.NewTunnelClient(cc)
 }
 
 // rawExchange sends frames, half-closes and returns the first frame the
 // server answers with. The stream is drained or cancelled before it returns.
-func rawExchange(ctx context.Context, client tunnelpb.TunnelClient, frames ...*tunnelpb.Frame) (*tunnelpb.Frame, error) {
+func rawExchange(ctx context.Context, client tunnelv1.TunnelClient, frames ...*tunnelv1.Frame) (*tunnelv1.Frame, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stream, err := client.Exchange(ctx)
@@ -108,16 +108,16 @@ func rawExchange(ctx context.Context, client tunnelpb.TunnelClient, frames ...*t
 	}
 }
 
-func headFrame(h *tunnelpb.RequestHead) *tunnelpb.Frame {
-	return &tunnelpb.Frame{Kind: &tunnelpb.Frame_Request{Request: h}}
+func headFrame(h *tunnelv1.RequestHead) *tunnelv1.Frame {
+	return &tunnelv1.Frame{Kind: &tunnelv1.Frame_Request{Request: h}}
 }
 
-func bodyFrame(b string) *tunnelpb.Frame {
-	return &tunnelpb.Frame{Kind: &tunnelpb.Frame_Body{Body: []byte(b)}}
+func bodyFrame(b string) *tunnelv1.Frame {
+	return &tunnelv1.Frame{Kind: &tunnelv1.Frame_Body{Body: []byte(b)}}
 }
 
-func endFrame() *tunnelpb.Frame {
-	return &tunnelpb.Frame{Kind: &tunnelpb.Frame_End{End: &tunnelpb.End{}}}
+func endFrame() *tunnelv1.Frame {
+	return &tunnelv1.Frame{Kind: &tunnelv1.Frame_End{End: &tunnelv1.End{}}}
 }
 
 // recv waits for a value on ch for at most d.

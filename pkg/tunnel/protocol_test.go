@@ -12,11 +12,11 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/llmesh/llmesh/proto/tunnelpb"
+	"github.com/llmesh/llmesh/proto/llmesh/tunnel/v1/tunnelv1"
 )
 
-func validHead() *tunnelpb.RequestHead {
-	return &tunnelpb.RequestHead{Format: Format, Provider: "openai", Method: "POST", Path: []byte("/v1/x"), ContentLength: -1}
+func validHead() *tunnelv1.RequestHead {
+	return &tunnelv1.RequestHead{Format: Format, Provider: "openai", Method: "POST", Path: []byte("/v1/x"), ContentLength: -1}
 }
 
 // The egress refuses malformed heads and out-of-order frames before the
@@ -28,44 +28,44 @@ func TestProtocolErrors(t *testing.T) {
 	_, addr := startEgress(t, ServerConfig{Handler: h})
 	client := rawClient(t, addr)
 
-	with := func(f func(*tunnelpb.RequestHead)) *tunnelpb.Frame {
+	with := func(f func(*tunnelv1.RequestHead)) *tunnelv1.Frame {
 		h := validHead()
 		f(h)
 		return headFrame(h)
 	}
 	tests := []struct {
 		name   string
-		frames []*tunnelpb.Frame
+		frames []*tunnelv1.Frame
 	}{
-		{"body first", []*tunnelpb.Frame{bodyFrame("x"), endFrame()}},
-		{"end first", []*tunnelpb.Frame{endFrame()}},
-		{"response head first", []*tunnelpb.Frame{{Kind: &tunnelpb.Frame_Response{Response: &tunnelpb.ResponseHead{Status: 200}}}}},
-		{"empty frame", []*tunnelpb.Frame{{}}},
-		{"empty method", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) { h.Method = "" })}},
-		{"method with space", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) { h.Method = "GE T" })}},
-		{"method with newline", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) { h.Method = "GET\r\nX: y" })}},
-		{"header name with space", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) {
-			h.Headers = []*tunnelpb.Header{{Name: "bad name", Values: [][]byte{[]byte("v")}}}
+		{"body first", []*tunnelv1.Frame{bodyFrame("x"), endFrame()}},
+		{"end first", []*tunnelv1.Frame{endFrame()}},
+		{"response head first", []*tunnelv1.Frame{{Kind: &tunnelv1.Frame_Response{Response: &tunnelv1.ResponseHead{Status: 200}}}}},
+		{"empty frame", []*tunnelv1.Frame{{}}},
+		{"empty method", []*tunnelv1.Frame{with(func(h *tunnelv1.RequestHead) { h.Method = "" })}},
+		{"method with space", []*tunnelv1.Frame{with(func(h *tunnelv1.RequestHead) { h.Method = "GE T" })}},
+		{"method with newline", []*tunnelv1.Frame{with(func(h *tunnelv1.RequestHead) { h.Method = "GET\r\nX: y" })}},
+		{"header name with space", []*tunnelv1.Frame{with(func(h *tunnelv1.RequestHead) {
+			h.Headers = []*tunnelv1.Header{{Name: "bad name", Values: [][]byte{[]byte("v")}}}
 		})}},
-		{"empty header name", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) {
-			h.Headers = []*tunnelpb.Header{{Name: "", Values: [][]byte{[]byte("v")}}}
+		{"empty header name", []*tunnelv1.Frame{with(func(h *tunnelv1.RequestHead) {
+			h.Headers = []*tunnelv1.Header{{Name: "", Values: [][]byte{[]byte("v")}}}
 		})}},
-		{"header name with colon", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) {
-			h.Headers = []*tunnelpb.Header{{Name: "X:Y", Values: [][]byte{[]byte("v")}}}
+		{"header name with colon", []*tunnelv1.Frame{with(func(h *tunnelv1.RequestHead) {
+			h.Headers = []*tunnelv1.Header{{Name: "X:Y", Values: [][]byte{[]byte("v")}}}
 		})}},
-		{"header value with newline", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) {
-			h.Headers = []*tunnelpb.Header{{Name: "X-Ok", Values: [][]byte{[]byte("ok"), []byte("a\r\nInjected: 1")}}}
+		{"header value with newline", []*tunnelv1.Frame{with(func(h *tunnelv1.RequestHead) {
+			h.Headers = []*tunnelv1.Header{{Name: "X-Ok", Values: [][]byte{[]byte("ok"), []byte("a\r\nInjected: 1")}}}
 		})}},
-		{"nil header entry", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) {
-			h.Headers = []*tunnelpb.Header{nil}
+		{"nil header entry", []*tunnelv1.Frame{with(func(h *tunnelv1.RequestHead) {
+			h.Headers = []*tunnelv1.Header{nil}
 		})}},
-		{"provider with slash", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) { h.Provider = "a/b" })}},
-		{"provider with query", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) { h.Provider = "a?b" })}},
-		{"provider with escape", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) { h.Provider = "a%2fb" })}},
-		{"provider with backslash", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) { h.Provider = `a\b` })}},
-		{"relative path", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) { h.Path = []byte("v1/x") })}},
-		{"path with NUL", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) { h.Path = []byte("/v1/\x00") })}},
-		{"query with DEL", []*tunnelpb.Frame{with(func(h *tunnelpb.RequestHead) { h.RawQuery = []byte("a=\x7f") })}},
+		{"provider with slash", []*tunnelv1.Frame{with(func(h *tunnelv1.RequestHead) { h.Provider = "a/b" })}},
+		{"provider with query", []*tunnelv1.Frame{with(func(h *tunnelv1.RequestHead) { h.Provider = "a?b" })}},
+		{"provider with escape", []*tunnelv1.Frame{with(func(h *tunnelv1.RequestHead) { h.Provider = "a%2fb" })}},
+		{"provider with backslash", []*tunnelv1.Frame{with(func(h *tunnelv1.RequestHead) { h.Provider = `a\b` })}},
+		{"relative path", []*tunnelv1.Frame{with(func(h *tunnelv1.RequestHead) { h.Path = []byte("v1/x") })}},
+		{"path with NUL", []*tunnelv1.Frame{with(func(h *tunnelv1.RequestHead) { h.Path = []byte("/v1/\x00") })}},
+		{"query with DEL", []*tunnelv1.Frame{with(func(h *tunnelv1.RequestHead) { h.RawQuery = []byte("a=\x7f") })}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -105,14 +105,14 @@ func TestProtocolErrorsInBody(t *testing.T) {
 
 	tests := []struct {
 		name    string
-		frames  []*tunnelpb.Frame
+		frames  []*tunnelv1.Frame
 		wantErr error
 	}{
-		{"second head", []*tunnelpb.Frame{headFrame(validHead()), bodyFrame("abc"), headFrame(validHead()), endFrame()}, ErrProtocol},
-		{"response head in body", []*tunnelpb.Frame{headFrame(validHead()), bodyFrame("abc"),
-			{Kind: &tunnelpb.Frame_Response{Response: &tunnelpb.ResponseHead{Status: 200}}}}, ErrProtocol},
-		{"empty frame in body", []*tunnelpb.Frame{headFrame(validHead()), bodyFrame("abc"), {}}, ErrProtocol},
-		{"half-close without End", []*tunnelpb.Frame{headFrame(validHead()), bodyFrame("abc")}, io.ErrUnexpectedEOF},
+		{"second head", []*tunnelv1.Frame{headFrame(validHead()), bodyFrame("abc"), headFrame(validHead()), endFrame()}, ErrProtocol},
+		{"response head in body", []*tunnelv1.Frame{headFrame(validHead()), bodyFrame("abc"),
+			{Kind: &tunnelv1.Frame_Response{Response: &tunnelv1.ResponseHead{Status: 200}}}}, ErrProtocol},
+		{"empty frame in body", []*tunnelv1.Frame{headFrame(validHead()), bodyFrame("abc"), {}}, ErrProtocol},
+		{"half-close without End", []*tunnelv1.Frame{headFrame(validHead()), bodyFrame("abc")}, io.ErrUnexpectedEOF},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -147,9 +147,9 @@ func TestServerContentLength(t *testing.T) {
 	for _, tt := range []struct{ sent, want int64 }{{-1, -1}, {-5, -1}, {3, 3}, {0, 0}} {
 		head := validHead()
 		head.ContentLength = tt.sent
-		frames := []*tunnelpb.Frame{headFrame(head), bodyFrame("abc"), endFrame()}
+		frames := []*tunnelv1.Frame{headFrame(head), bodyFrame("abc"), endFrame()}
 		if tt.sent == 0 {
-			frames = []*tunnelpb.Frame{headFrame(head), endFrame()}
+			frames = []*tunnelv1.Frame{headFrame(head), endFrame()}
 		}
 		if _, err := rawExchange(t.Context(), client, frames...); err != nil {
 			t.Fatal(err)
@@ -199,9 +199,9 @@ func FuzzServerHead(f *testing.F) {
 		// Path, query and header values are bytes: any byte goes.
 		v := func(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
 		provider = v(provider)
-		head := &tunnelpb.RequestHead{
+		head := &tunnelv1.RequestHead{
 			Format: Format, Provider: provider, Method: v(method), Path: []byte(path), RawQuery: []byte(query),
-			Headers: []*tunnelpb.Header{{Name: v(hname), Values: [][]byte{[]byte(hvalue)}}},
+			Headers: []*tunnelv1.Header{{Name: v(hname), Values: [][]byte{[]byte(hvalue)}}},
 		}
 		fr, err := rawExchange(t.Context(), client, headFrame(head), endFrame())
 		if err != nil {

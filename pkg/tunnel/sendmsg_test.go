@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/stats"
 
-	"github.com/llmesh/llmesh/proto/tunnelpb"
+	"github.com/llmesh/llmesh/proto/llmesh/tunnel/v1/tunnelv1"
 )
 
 // sentBodies is a gRPC stats handler, as a tracing library would install:
@@ -20,7 +20,7 @@ import (
 // with a copy of its bytes at that moment.
 type sentBodies struct {
 	mu     sync.Mutex
-	frames []*tunnelpb.Frame
+	frames []*tunnelv1.Frame
 	copies [][]byte
 }
 
@@ -29,7 +29,7 @@ func (s *sentBodies) HandleRPC(_ context.Context, st stats.RPCStats) {
 	if !ok {
 		return
 	}
-	if f, ok := out.Payload.(*tunnelpb.Frame); ok && f.GetBody() != nil {
+	if f, ok := out.Payload.(*tunnelv1.Frame); ok && f.GetBody() != nil {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.frames = append(s.frames, f)

@@ -24,7 +24,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
-	"github.com/llmesh/llmesh/proto/tunnelpb"
+	"github.com/llmesh/llmesh/proto/llmesh/tunnel/v1/tunnelv1"
 )
 
 // ServerConfig configures an egress's tunnel server.
@@ -59,7 +59,7 @@ type ServerConfig struct {
 
 // Server is the egress end of the tunnel.
 type Server struct {
-	tunnelpb.UnimplementedTunnelServer
+	tunnelv1.UnimplementedTunnelServer
 	cfg      ServerConfig
 	log      *slog.Logger
 	inflight atomic.Int64
@@ -114,7 +114,7 @@ func (s *Server) GRPCServer() *grpc.Server {
 		grpc.Creds(s.handshakeCreds()),
 	}
 	g := grpc.NewServer(append(opts, s.cfg.serverOptions...)...)
-	tunnelpb.RegisterTunnelServer(g, s)
+	tunnelv1.RegisterTunnelServer(g, s)
 	return g
 }
 
@@ -145,7 +145,7 @@ func (s *Server) InFlight() int64 { return s.inflight.Load() }
 func (s *Server) SetDraining(v bool) { s.draining.Store(v) }
 
 // Exchange serves one tunnelled HTTP exchange.
-func (s *Server) Exchange(stream tunnelpb.Tunnel_ExchangeServer) (err error) {
+func (s *Server) Exchange(stream tunnelv1.Tunnel_ExchangeServer) (err error) {
 	defer func() {
 		if s.cfg.OnStream != nil {
 			s.cfg.OnStream(status.Code(err))
@@ -222,7 +222,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) (aborted bool) {
 // buildRequest turns a request head into the request the proxy handler
 // serves, at "/{provider}{path}". The handler re-validates all of it: the
 // egress trusts nothing an ingress says.
-func (s *Server) buildRequest(ctx context.Context, head *tunnelpb.RequestHead) (*http.Request, error) {
+func (s *Server) buildRequest(ctx context.Context, head *tunnelv1.RequestHead) (*http.Request, error) {
 	if !httpguts.ValidHeaderFieldName(head.Method) {
 		return nil, fmt.Errorf("invalid method")
 	}
@@ -282,7 +282,7 @@ func (s *Server) buildRequest(ctx context.Context, head *tunnelpb.RequestHead) (
 // receiveBody copies body frames into pw until End. It is the stream's only
 // receiver; pw.Write blocks until the handler reads, so a slow provider slows
 // the ingress down (backpressure) instead of filling memory.
-func receiveBody(stream tunnelpb.Tunnel_ExchangeServer, pw *io.PipeWriter) {
+func receiveBody(stream tunnelv1.Tunnel_ExchangeServer, pw *io.PipeWriter) {
 	for {
 		f, err := stream.Recv()
 		if err != nil {
@@ -293,11 +293,11 @@ func receiveBody(stream tunnelpb.Tunnel_ExchangeServer, pw *io.PipeWriter) {
 			return
 		}
 		switch k := f.Kind.(type) {
-		case *tunnelpb.Frame_Body:
+		case *tunnelv1.Frame_Body:
 			if _, err := pw.Write(k.Body); err != nil {
 				return
 			}
-		case *tunnelpb.Frame_End:
+		case *tunnelv1.Frame_End:
 			pw.Close()
 			return
 		default:
@@ -310,7 +310,7 @@ func receiveBody(stream tunnelpb.Tunnel_ExchangeServer, pw *io.PipeWriter) {
 // streamWriter is the http.ResponseWriter of a tunnelled exchange: each
 // Write goes out at once as body frames, so SSE is never held back.
 type streamWriter struct {
-	stream      tunnelpb.Tunnel_ExchangeServer
+	stream      tunnelv1.Tunnel_ExchangeServer
 	header      http.Header
 	wroteHeader bool
 	err         error
@@ -330,7 +330,7 @@ func (w *streamWriter) WriteHeader(code int) {
 			delete(h, k)
 		}
 	}
-	w.err = w.stream.Send(&tunnelpb.Frame{Kind: &tunnelpb.Frame_Response{Response: &tunnelpb.ResponseHead{
+	w.err = w.stream.Send(&tunnelv1.Frame{Kind: &tunnelv1.Frame_Response{Response: &tunnelv1.ResponseHead{
 		Format: Format, Status: int32(code), Headers: encodeHeader(h),
 	}}})
 }

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/llmesh/llmesh/internal/wait"
-	"github.com/llmesh/llmesh/proto/tunnelpb"
+	"github.com/llmesh/llmesh/proto/llmesh/tunnel/v1/tunnelv1"
 )
 
 // receivers counts the egress goroutines reading request bodies.
@@ -71,7 +71,7 @@ func TestStalledBody(t *testing.T) {
 		head := validHead()
 		head.ContentLength = 1 << 20
 		// The ingress neither sends the rest nor half-closes.
-		for _, f := range []*tunnelpb.Frame{headFrame(head), bodyFrame("a few bytes")} {
+		for _, f := range []*tunnelv1.Frame{headFrame(head), bodyFrame("a few bytes")} {
 			if err := stream.Send(f); err != nil {
 				t.Fatal(err)
 			}

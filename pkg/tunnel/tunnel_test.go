@@ -23,7 +23,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/llmesh/llmesh/internal/wait"
-	"github.com/llmesh/llmesh/proto/tunnelpb"
+	"github.com/llmesh/llmesh/proto/llmesh/tunnel/v1/tunnelv1"
 )
 
 // seen is what the egress handler observed of a request.
@@ -254,7 +254,7 @@ func storeMax(a *atomic.Int64, n int64) {
 
 func (s *measuredStream) RecvMsg(m any) error {
 	err := s.ServerStream.RecvMsg(m)
-	if fr, ok := m.(*tunnelpb.Frame); ok && err == nil {
+	if fr, ok := m.(*tunnelv1.Frame); ok && err == nil {
 		if b := fr.GetBody(); b != nil {
 			s.f.up.Add(1)
 			storeMax(&s.f.maxUp, int64(len(b)))
@@ -264,7 +264,7 @@ func (s *measuredStream) RecvMsg(m any) error {
 }
 
 func (s *measuredStream) SendMsg(m any) error {
-	if fr, ok := m.(*tunnelpb.Frame); ok {
+	if fr, ok := m.(*tunnelv1.Frame); ok {
 		if b := fr.GetBody(); b != nil {
 			s.f.down.Add(1)
 			storeMax(&s.f.maxDown, int64(len(b)))
@@ -304,7 +304,7 @@ func TestLargeBodies(t *testing.T) {
 	})
 	var sizes frameSizes
 	g := grpc.NewServer(grpc.StreamInterceptor(sizes.intercept))
-	tunnelpb.RegisterTunnelServer(g, NewServer(ServerConfig{Handler: h}))
+	tunnelv1.RegisterTunnelServer(g, NewServer(ServerConfig{Handler: h}))
 	addr := serveGRPC(t, g)
 	c := dialEgress(t, addr, DialConfig{})
 

@@ -18,7 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/llmesh/llmesh/internal/wait"
-	"github.com/llmesh/llmesh/proto/tunnelpb"
+	"github.com/llmesh/llmesh/proto/llmesh/tunnel/v1/tunnelv1"
 )
 
 // Header values, the query and trailers may hold bytes 0x80-0xFF (HTTP's
@@ -132,7 +132,7 @@ func TestLocalFailureIsNotTheEgress(t *testing.T) {
 
 // oldFrame is a frame in the unversioned format 0: a request head (or a
 // response head) in Frame field 1 (2) with string fields.
-func oldFrame(t *testing.T, field protowire.Number) *tunnelpb.Frame {
+func oldFrame(t *testing.T, field protowire.Number) *tunnelv1.Frame {
 	t.Helper()
 	var head []byte
 	head = protowire.AppendTag(head, 1, protowire.BytesType)
@@ -144,7 +144,7 @@ func oldFrame(t *testing.T, field protowire.Number) *tunnelpb.Frame {
 	var raw []byte
 	raw = protowire.AppendTag(raw, field, protowire.BytesType)
 	raw = protowire.AppendBytes(raw, head)
-	f := &tunnelpb.Frame{}
+	f := &tunnelv1.Frame{}
 	if err := proto.Unmarshal(raw, f); err != nil {
 		t.Fatal(err)
 	}
@@ -175,11 +175,11 @@ func TestEgressChecksFormat(t *testing.T) {
 // scriptedEgress accepts every exchange, reads the request to its end and
 // answers with its frames.
 type scriptedEgress struct {
-	tunnelpb.UnimplementedTunnelServer
-	reply []*tunnelpb.Frame
+	tunnelv1.UnimplementedTunnelServer
+	reply []*tunnelv1.Frame
 }
 
-func (e scriptedEgress) Exchange(stream tunnelpb.Tunnel_ExchangeServer) error {
+func (e scriptedEgress) Exchange(stream tunnelv1.Tunnel_ExchangeServer) error {
 	if err := stream.SendHeader(metadata.MD{}); err != nil {
 		return err
 	}
@@ -202,16 +202,16 @@ func TestIngressChecksFormat(t *testing.T) {
 	checkLeaks(t)
 	tests := []struct {
 		name  string
-		reply *tunnelpb.Frame
+		reply *tunnelv1.Frame
 	}{
 		{"format 0", oldFrame(t, 2)},
-		{"unversioned", &tunnelpb.Frame{Kind: &tunnelpb.Frame_Response{Response: &tunnelpb.ResponseHead{Status: 200}}}},
-		{"newer", &tunnelpb.Frame{Kind: &tunnelpb.Frame_Response{Response: &tunnelpb.ResponseHead{Format: Format + 1, Status: 200}}}},
+		{"unversioned", &tunnelv1.Frame{Kind: &tunnelv1.Frame_Response{Response: &tunnelv1.ResponseHead{Status: 200}}}},
+		{"newer", &tunnelv1.Frame{Kind: &tunnelv1.Frame_Response{Response: &tunnelv1.ResponseHead{Format: Format + 1, Status: 200}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := grpc.NewServer()
-			tunnelpb.RegisterTunnelServer(g, scriptedEgress{reply: []*tunnelpb.Frame{tt.reply, endFrame()}})
+			tunnelv1.RegisterTunnelServer(g, scriptedEgress{reply: []*tunnelv1.Frame{tt.reply, endFrame()}})
 			c := dialEgress(t, serveGRPC(t, g), DialConfig{})
 			_, err := c.RoundTrip(newRequest(t, t.Context(), http.MethodGet, "llmesh://p/x", nil))
 			var ns *NotSentError
@@ -222,5 +222,13 @@ func TestIngressChecksFormat(t *testing.T) {
 				t.Error("the connection is ejected")
 			}
 		})
+	}
+}
+
+// The gRPC method path is the wire protocol between nodes of different
+// versions: moving or renaming the generated Go package must not change it.
+func TestMethodPath(t *testing.T) {
+	if got, want := tunnelv1.Tunnel_Exchange_FullMethodName, "/llmesh.tunnel.v1.Tunnel/Exchange"; got != want {
+		t.Fatalf("method path %q, want %q", got, want)
 	}
 }
