@@ -29,7 +29,8 @@ func TestNodeTakesMembersOnlyFromOnChange(t *testing.T) {
 	cfg.HTTP.Listen = "127.0.0.1:0"
 	cfg.Gossip.Bind = "127.0.0.1:0"
 	cfg.Gossip.Profile = "local"
-	if err := cfg.Validate(); err != nil {
+	rt, err := cfg.Runtime()
+	if err != nil {
 		t.Fatal(err)
 	}
 	release := make(chan struct{})
@@ -49,7 +50,7 @@ func TestNodeTakesMembersOnlyFromOnChange(t *testing.T) {
 			inCall.Add(-1)
 		}
 	}}
-	n, err := node.Start(cfg, slog.New(slog.DiscardHandler), opts)
+	n, err := node.Start(rt, slog.New(slog.DiscardHandler), opts)
 	if err != nil {
 		free()
 		t.Fatal(err)

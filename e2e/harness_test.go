@@ -126,7 +126,8 @@ func (m *mesh) start(s nodeSpec) *node.Node {
 	if s.edit != nil {
 		s.edit(cfg)
 	}
-	if err := cfg.Validate(); err != nil {
+	rt, err := cfg.Runtime()
+	if err != nil {
 		m.t.Fatalf("config of %s: %v", s.name, err)
 	}
 	// Tests keep debug logs for failure reports, unless a spec asks for less.
@@ -135,7 +136,7 @@ func (m *mesh) start(s nodeSpec) *node.Node {
 		level = cfg.SlogLevel()
 	}
 	log := slog.New(slog.NewTextHandler(m.logs, &slog.HandlerOptions{Level: level})).With("node", s.name)
-	n, err := node.Start(cfg, log, node.Options{TuneGossip: fastGossip})
+	n, err := node.Start(rt, log, node.Options{TuneGossip: fastGossip})
 	if err != nil {
 		m.t.Fatalf("start %s: %v", s.name, err)
 	}

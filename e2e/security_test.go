@@ -167,10 +167,11 @@ func TestNodeRefusesCertificateOfAnotherHint(t *testing.T) {
 	cfg.Node = config.Node{Name: "e1", Hint: "wnam"}
 	cfg.HTTP.Listen, cfg.Gossip.Bind, cfg.Tunnel.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	ca.tls("egress", "weur", "e1")(cfg)
-	if err := cfg.Validate(); err != nil {
+	rt, err := cfg.Runtime()
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := node.Start(cfg, slog.New(slog.DiscardHandler), node.Options{}); err == nil || !strings.Contains(err.Error(), "names llmesh://egress/weur/e1") {
+	if _, err := node.Start(rt, slog.New(slog.DiscardHandler), node.Options{}); err == nil || !strings.Contains(err.Error(), "names llmesh://egress/weur/e1") {
 		t.Fatalf("egress started with a certificate for another hint: %v", err)
 	}
 }

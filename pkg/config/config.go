@@ -34,7 +34,9 @@ var Hints = routing.Hints
 // ValidHint reports whether h is one of Hints.
 func ValidHint(h string) bool { return routing.ValidHint(h) }
 
-// Config is a node's configuration. Load and Parse return it validated.
+// Config is a node's configuration as the file states it, over the
+// defaults. Validate checks and normalises it without reading any file;
+// Runtime turns it into what a node runs with.
 type Config struct {
 	Role         Role                `yaml:"-"`
 	File         string              `yaml:"-"` // path it was loaded from ("" for defaults)
@@ -91,11 +93,9 @@ type AccessKey struct {
 	Providers []string `yaml:"providers"` // nil: every managed provider
 }
 
-// UnmarshalYAML reads either form. The walker has checked the shape.
+// UnmarshalYAML reads either form. The walker has checked the shape, and
+// yaml resolves an alias before it calls this.
 func (k *AccessKey) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
-	}
 	if n.Kind == yaml.ScalarNode {
 		*k = AccessKey{}
 		return n.Decode(&k.Key)
@@ -137,15 +137,6 @@ type Tunnel struct {
 	MaxHandshakes    int           `yaml:"max_handshakes"`
 }
 
-// AdvertiseAddr is the address other nodes dial: Advertise, or Listen when
-// Advertise is unset (as it is before Validate).
-func (t Tunnel) AdvertiseAddr() string {
-	if t.Advertise != "" {
-		return t.Advertise
-	}
-	return t.Listen
-}
-
 // TLS names the PEM files for mutual TLS on the tunnel.
 type TLS struct {
 	Cert string `yaml:"cert"`
@@ -175,22 +166,6 @@ func (g Gossip) KeyBytes() ([]byte, error) {
 		return nil, nil
 	}
 	return decodeKey(g.Key)
-}
-
-// Keyring returns every gossip key, primary first: key, then keys.
-func (g Gossip) Keyring() ([][]byte, error) {
-	var ring [][]byte
-	for _, k := range append([]Secret{g.Key}, g.Keys...) {
-		if k == "" {
-			continue
-		}
-		b, err := decodeKey(k)
-		if err != nil {
-			return nil, err
-		}
-		ring = append(ring, b)
-	}
-	return ring, nil
 }
 
 func decodeKey(k Secret) ([]byte, error) {
@@ -235,7 +210,7 @@ type Provider struct {
 	Style        string `yaml:"style"`          // error JSON shape: openai | anthropic | gemini; default: "anthropic" for name anthropic, "gemini" for gemini, else "openai"
 	MaxBodyBytes int64  `yaml:"max_body_bytes"` // default: http.max_body_bytes (filled by Validate)
 	APIKey       Secret `yaml:"api_key"`        // the real key, on the node that calls the provider
-	APIKeyFile   string `yaml:"api_key_file"`   // or a file holding it (read by Validate)
+	APIKeyFile   string `yaml:"api_key_file"`   // or a file holding it (read by Runtime, into Endpoint.APIKey)
 	// ManagedKey: clients present an access key and the mesh injects the
 	// real key (here, or on the egress for tunnelled requests). Default: true
 	// when api_key or api_key_file is set.
@@ -321,15 +296,12 @@ func defaultName(role Role) string {
 	return host + "-" + string(role)
 }
 
-// Load reads and validates the config file at path. An empty path gives
-// Default(role), validated.
-func Load(path string, role Role) (*Config, error) {
+// Load reads the config file at path over Default(role), or takes
+// Default(role) when path is "", and returns it checked and ready to run
+// (see Runtime). Every problem is reported at once.
+func Load(path string, role Role) (*Runtime, error) {
 	if path == "" {
-		c := Default(role)
-		if err := c.Validate(); err != nil {
-			return nil, err
-		}
-		return c, nil
+		return Default(role).Runtime()
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -338,10 +310,21 @@ func Load(path string, role Role) (*Config, error) {
 	return Parse(data, path, role, os.LookupEnv)
 }
 
-// Parse reads a YAML config over Default(role) and validates it. file names
-// the source in errors. ${NAME} in values is replaced by lookupEnv(NAME);
-// a nil lookupEnv means an empty environment.
-func Parse(data []byte, file string, role Role, lookupEnv func(string) (string, bool)) (*Config, error) {
+// Parse is Load from data: it reads a YAML config over Default(role) and
+// returns it checked and ready to run, reading the files it names. file
+// names the source in errors. ${NAME} in values is replaced by
+// lookupEnv(NAME); a nil lookupEnv means an empty environment.
+func Parse(data []byte, file string, role Role, lookupEnv func(string) (string, bool)) (*Runtime, error) {
+	c, err := decode(data, file, role, lookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	return c.Runtime()
+}
+
+// decode reads a YAML config over Default(role), unchecked but for its
+// shape: unknown keys and wrongly typed values are errors.
+func decode(data []byte, file string, role Role, lookupEnv func(string) (string, bool)) (*Config, error) {
 	if lookupEnv == nil {
 		lookupEnv = func(string) (string, bool) { return "", false }
 	}
@@ -352,23 +335,21 @@ func Parse(data []byte, file string, role Role, lookupEnv func(string) (string, 
 	if err != nil {
 		return nil, err
 	}
-	if root != nil {
-		w := walker{file: sourceName(file), lookupEnv: lookupEnv, expanded: map[*yaml.Node]bool{}, active: map[*yaml.Node]bool{}}
-		w.walk(root, reflect.TypeFor[Config](), "")
-		if len(w.errs) > 0 {
-			return nil, errors.Join(w.errs...)
-		}
-		// Decoding into an existing map replaces whole entries, so the
-		// file's providers are decoded apart and merged field by field.
-		builtin := c.Providers
-		c.Providers = nil
-		if err := root.Decode(c); err != nil {
-			return nil, fmt.Errorf("%s: %w", sourceName(file), err)
-		}
-		c.Providers = mergeProviders(builtin, c.Providers)
+	if root == nil {
+		return c, nil // no document: the defaults
 	}
-	if err := c.Validate(); err != nil {
-		return nil, err
+	w := walker{file: sourceName(file), lookupEnv: lookupEnv, expanded: map[*yaml.Node]bool{}, active: map[*yaml.Node]bool{}}
+	w.walk(root, reflect.TypeFor[Config](), "")
+	if len(w.errs) > 0 {
+		return nil, errors.Join(w.errs...)
+	}
+	builtin := c.Providers
+	c.Providers = nil // decoded again below, each over its built-in value
+	if err := root.Decode(c); err != nil {
+		return nil, fmt.Errorf("%s: %w", sourceName(file), err)
+	}
+	if c.Providers, err = overlayProviders(root, builtin); err != nil {
+		return nil, fmt.Errorf("%s: %w", sourceName(file), err)
 	}
 	return c, nil
 }
@@ -412,49 +393,29 @@ func parseYAML(data []byte, file string) (*yaml.Node, error) {
 	return doc.Content[0], nil
 }
 
-// mergeProviders lays the fields the file set over the built-in providers.
-// A zero field means "not set": none of them is valid or meaningful as zero.
-func mergeProviders(builtin, file map[string]Provider) map[string]Provider {
+// overlayProviders decodes each provider the file names over its built-in
+// value (the zero Provider for a new name), so that a field the file sets
+// overrides and every other keeps the built-in, whatever fields Provider
+// has. (Decoding into the map itself would replace whole entries.)
+func overlayProviders(root *yaml.Node, builtin map[string]Provider) (map[string]Provider, error) {
+	var file struct {
+		Providers map[string]yaml.Node `yaml:"providers"`
+	}
+	if err := root.Decode(&file); err != nil { // resolves aliases and merge keys
+		return nil, err
+	}
 	out := builtin
 	if out == nil {
 		out = map[string]Provider{}
 	}
-	for name, p := range file {
-		base, ok := out[name]
-		if !ok {
-			out[name] = p
-			continue
+	for name, n := range file.Providers {
+		p := out[name]
+		if err := n.Decode(&p); err != nil {
+			return nil, err
 		}
-		if p.BaseURL != "" {
-			base.BaseURL = p.BaseURL
-		}
-		if p.Style != "" {
-			base.Style = p.Style
-		}
-		if p.MaxBodyBytes != 0 {
-			base.MaxBodyBytes = p.MaxBodyBytes
-		}
-		if p.APIKey != "" {
-			base.APIKey = p.APIKey
-		}
-		if p.APIKeyFile != "" {
-			base.APIKeyFile = p.APIKeyFile
-		}
-		if p.ManagedKey != nil {
-			base.ManagedKey = p.ManagedKey
-		}
-		if p.Organization != "" {
-			base.Organization = p.Organization
-		}
-		if p.Project != "" {
-			base.Project = p.Project
-		}
-		if p.Disabled {
-			base.Disabled = true
-		}
-		out[name] = base
+		out[name] = p
 	}
-	return out
+	return out, nil
 }
 
 // SlogLevel is Log.Level as a slog.Level (info when unknown).

@@ -20,7 +20,11 @@ func env(vars map[string]string) func(string) (string, bool) {
 
 func parse(t *testing.T, yml string, role Role) (*Config, error) {
 	t.Helper()
-	return Parse([]byte(yml), "cfg.yaml", role, env(nil))
+	rt, err := Parse([]byte(yml), "cfg.yaml", role, env(nil))
+	if err != nil {
+		return nil, err
+	}
+	return &rt.Config, nil
 }
 
 func mustParse(t *testing.T, yml string, role Role) *Config {
@@ -158,7 +162,7 @@ func TestDesignExample(t *testing.T) {
 				p.MaxBodyBytes = 32 << 20
 				want.Providers[name] = p
 			}
-			if !reflect.DeepEqual(c, want) {
+			if !reflect.DeepEqual(&c.Config, want) {
 				t.Errorf("Parse =\n%#v\nwant\n%#v", c, want)
 			}
 		})

@@ -54,7 +54,7 @@ func TestEnvExpansion(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Parse(%q): %v", tt.yml, err)
 			}
-			if !tt.check(c) {
+			if !tt.check(&c.Config) {
 				t.Errorf("Parse(%q) = %+v", tt.yml, c)
 			}
 		})

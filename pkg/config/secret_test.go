@@ -2,9 +2,12 @@ package config
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -26,7 +29,7 @@ func secretConfig(t *testing.T) *Config {
 	if c.Tunnel.Token.Reveal() != tokenValue || c.Gossip.Key.Reveal() != keyValue {
 		t.Fatalf("secrets not loaded: %q %q", c.Tunnel.Token.Reveal(), c.Gossip.Key.Reveal())
 	}
-	return c
+	return &c.Config
 }
 
 func TestSecretNeverPrints(t *testing.T) {
@@ -78,6 +81,48 @@ func TestSecretNeverPrints(t *testing.T) {
 	}
 	if got := back["Tunnel"].(map[string]any)["Token"]; got != redacted {
 		t.Errorf("JSON Tunnel.Token = %v", got)
+	}
+}
+
+// TestRuntimeNeverPrints: the runtime adds decoded keys and the keys read
+// from files; none of them prints either.
+func TestRuntimeNeverPrints(t *testing.T) {
+	const apiKey = "sk-FROM-FILE-9c1d"
+	keyFile := filepath.Join(t.TempDir(), "key")
+	if err := os.WriteFile(keyFile, []byte(apiKey), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rt, err := Parse([]byte("node: {hint: wnam}\ntunnel: {token: \"${T}\"}\ngossip: {key: \"${K}\"}\nproviders: {openai: {api_key_file: "+keyFile+"}}\n"),
+		"cfg.yaml", RoleEgress, env(map[string]string{"T": tokenValue, "K": keyValue}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	decodedKey, _ := base64.StdEncoding.DecodeString(keyValue)
+	if len(rt.Keyring) != 1 || rt.Endpoints["openai"].APIKey.Reveal() != apiKey {
+		t.Fatalf("runtime secrets not loaded")
+	}
+	var outputs []string
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "%d"} {
+		outputs = append(outputs, fmt.Sprintf(verb, rt), fmt.Sprintf(verb, *rt), fmt.Sprintf(verb, rt.Keyring), fmt.Sprintf(verb, rt.Endpoints))
+	}
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("runtime", "rt", rt, "ring", rt.Keyring, "endpoints", rt.Endpoints)
+	slog.New(slog.NewTextHandler(&buf, nil)).Info("runtime", "rt", rt, "ring", rt.Keyring)
+	js, err := json.Marshal(rt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ym, err := yaml.Marshal(rt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outputs = append(outputs, buf.String(), string(js), string(ym))
+	for _, out := range outputs {
+		for _, secret := range []string{tokenValue, keyValue, apiKey, string(decodedKey), fmt.Sprintf("%x", decodedKey), fmt.Sprintf("%X", decodedKey), fmt.Sprint(decodedKey)} {
+			if strings.Contains(out, secret) {
+				t.Errorf("output shows a secret: %s", out)
+			}
+		}
 	}
 }
 

@@ -3,10 +3,8 @@ package config
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"net/url"
-	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -55,31 +53,42 @@ func (p *problems) duration(key string, d time.Duration) {
 
 // Validate normalises the config (upper-case locs and colos, lower-case
 // keywords, base URLs without a trailing slash), fills the defaults derived
-// from other fields (node name, tunnel.advertise, provider styles and body
-// limits) and checks everything. It returns every problem found, joined, each
+// from other fields (node name, tunnel.advertise, provider base URLs, styles
+// and body limits) and checks every value. It reads no file: Runtime reads
+// the files the config names. It returns every problem found, joined, each
 // naming the file and the key.
 func (c *Config) Validate() error {
+	_, p := c.validate()
+	return errors.Join(p.errs...)
+}
+
+// decoded is what validation parsed on the way, kept for the Runtime so
+// that nothing is parsed twice.
+type decoded struct {
+	keyring Keyring
+	bases   map[string]*url.URL // by provider name
+}
+
+// validate is Validate, one function per section, returning also what it
+// decoded.
+func (c *Config) validate() (decoded, *problems) {
 	c.normalise()
 	p := &problems{file: sourceName(c.File)}
-
-	if c.Role != RoleIngress && c.Role != RoleEgress {
-		p.add("role", "must be %s or %s (got %q)", RoleIngress, RoleEgress, c.Role)
-	}
+	var v decoded
+	c.validateRole(p)
 	c.validateNode(p)
 	c.validateHTTP(p)
 	c.validateTunnel(p)
-	c.validateGossip(p)
+	v.keyring = c.validateGossip(p)
 	c.validateRouting(p)
-	c.validateProviders(p)
+	v.bases = c.validateProviders(p)
 	c.validateAuth(p)
+	c.validateAdmin(p)
 	c.validateListeners(p)
-
-	p.duration("upstream.dial_timeout", c.Upstream.DialTimeout)
-	p.duration("upstream.header_timeout", c.Upstream.HeaderTimeout)
+	c.validateUpstream(p)
 	p.duration("drain_timeout", c.DrainTimeout)
-	p.oneOf("log.level", c.Log.Level, logLevels)
-	p.oneOf("log.format", c.Log.Format, logFormats)
-	return errors.Join(p.errs...)
+	c.validateLog(p)
+	return v, p
 }
 
 func (c *Config) normalise() {
@@ -103,6 +112,9 @@ func (c *Config) normalise() {
 		}
 	}
 	for name, pr := range c.Providers {
+		if pr.BaseURL == "" {
+			pr.BaseURL = BuiltinProviders()[name].BaseURL // "" for other names: required
+		}
 		pr.BaseURL = strings.TrimRight(pr.BaseURL, "/")
 		pr.Style = strings.ToLower(pr.Style)
 		if pr.Style == "" {
@@ -127,6 +139,12 @@ func defaultStyle(name string) string {
 		return name
 	}
 	return "openai"
+}
+
+func (c *Config) validateRole(p *problems) {
+	if c.Role != RoleIngress && c.Role != RoleEgress {
+		p.add("role", "must be %s or %s (got %q)", RoleIngress, RoleEgress, c.Role)
+	}
 }
 
 func (c *Config) validateNode(p *problems) {
@@ -173,6 +191,8 @@ func (c *Config) validateHTTP(p *problems) {
 	if h.MinBodyRate > 0 && h.BodyIdleTimeout == 0 {
 		p.add("http.min_body_rate", "needs http.body_idle_timeout, its grace period (set both, or min_body_rate: 0)")
 	}
+	p.notNegative("http.max_in_flight", int64(h.MaxInFlight))
+	p.duration("http.sse_keepalive", h.SSEKeepalive)
 	p.notNegative("http.max_streams_per_conn", int64(h.MaxStreamsPerConn))
 	p.notNegative("http.max_in_flight_per_client", int64(h.MaxInFlightPerClient))
 }
@@ -236,28 +256,13 @@ func (c *Config) validateTLS(p *problems) {
 			missing = append(missing, f.key)
 		}
 	}
-	if len(missing) == len(files) {
-		return
-	}
-	if len(missing) > 0 {
+	if len(missing) > 0 && len(missing) < len(files) {
 		p.add("tunnel.tls", "set cert, key and ca together or none of them (missing %s)", strings.Join(missing, ", "))
-	}
-	for _, f := range files {
-		if f.path == "" {
-			continue
-		}
-		switch st, err := os.Stat(f.path); {
-		case errors.Is(err, fs.ErrNotExist):
-			p.add("tunnel.tls."+f.key, "file %q does not exist", f.path)
-		case err != nil:
-			p.add("tunnel.tls."+f.key, "%v", err)
-		case !st.Mode().IsRegular():
-			p.add("tunnel.tls."+f.key, "%q is not a regular file", f.path)
-		}
 	}
 }
 
-func (c *Config) validateGossip(p *problems) {
+// validateGossip returns the keyring it decoded, primary first.
+func (c *Config) validateGossip(p *problems) Keyring {
 	g := c.Gossip
 	// memberlist parses bind and advertise hosts with net.ParseIP: a name
 	// there would silently bind every interface or fail late.
@@ -278,24 +283,50 @@ func (c *Config) validateGossip(p *problems) {
 			p.add(fmt.Sprintf("gossip.join[%d]", i), "%s", msg)
 		}
 	}
-	if _, err := g.KeyBytes(); err != nil {
-		p.add("gossip.key", "%v", err)
-	}
-	for i, k := range g.Keys {
-		if _, err := decodeKey(k); err != nil {
-			p.add(fmt.Sprintf("gossip.keys[%d]", i), "%v", err)
-		}
-	}
+	ring := validateKeyring(p, g)
 	if len(g.Label) > 255 {
 		p.add("gossip.label", "must be at most 255 bytes (got %d)", len(g.Label))
 	}
 	p.oneOf("gossip.profile", g.Profile, profiles)
 	p.duration("gossip.rejoin_interval", g.RejoinInterval)
+	return ring
+}
+
+// validateKeyring decodes gossip.key, then gossip.keys: without a key,
+// keys[0] is the primary.
+func validateKeyring(p *problems, g Gossip) Keyring {
+	var ring Keyring
+	add := func(key string, k Secret) {
+		if b, err := decodeKey(k); err != nil {
+			p.add(key, "%v", err)
+		} else {
+			ring = append(ring, b)
+		}
+	}
+	if g.Key != "" {
+		add("gossip.key", g.Key)
+	}
+	for i, k := range g.Keys {
+		add(fmt.Sprintf("gossip.keys[%d]", i), k)
+	}
+	return ring
 }
 
 func (c *Config) validateRouting(p *problems) {
 	r := c.Routing
 	p.oneOf("routing.fallback", r.Fallback, fallbacks)
+	c.validateRules(p)
+	if h := r.OnRegionBlock; h != "" && !ValidHint(h) {
+		p.add("routing.on_region_block", "must be one of %s (got %q)", strings.Join(Hints, ", "), h)
+	}
+	p.duration("routing.region_block_ttl", r.RegionBlockTTL)
+	p.notNegative("routing.retry_body_bytes", r.RetryBodyBytes)
+	p.notNegative("routing.retry_body_budget", r.RetryBodyBudget)
+}
+
+// validateRules: each loc in one rule at most, each rule a valid hint.
+func (c *Config) validateRules(p *problems) {
+	r := c.Routing
 	routed := map[string]int{}
 	for i, rule := range r.Rules {
 		key := fmt.Sprintf("routing.rules[%d]", i)
@@ -322,13 +353,10 @@ func (c *Config) validateRouting(p *problems) {
 	}
 }
 
-func (c *Config) validateProviders(p *problems) {
-	names := make([]string, 0, len(c.Providers))
-	for name := range c.Providers {
-		names = append(names, name)
-	}
-	slices.Sort(names) // stable error order
-	for _, name := range names {
+// validateProviders returns the base URLs it parsed, by provider name.
+func (c *Config) validateProviders(p *problems) map[string]*url.URL {
+	bases := make(map[string]*url.URL, len(c.Providers))
+	for _, name := range sortedProviderNames(c.Providers) { // stable error order
 		pr := c.Providers[name]
 		key := "providers." + name
 		switch {
@@ -337,32 +365,22 @@ func (c *Config) validateProviders(p *problems) {
 		case slices.Contains(reservedProviders, name):
 			p.add(key, "name is reserved for the admin routes (%s)", strings.Join(reservedProviders, ", "))
 		}
-		if msg := checkBaseURL(pr.BaseURL); msg != "" {
+		if base, msg := parseBaseURL(pr.BaseURL); msg != "" {
 			p.add(key+".base_url", "%s", msg)
+		} else {
+			bases[name] = base
 		}
 		p.oneOf(key+".style", pr.Style, styles)
 		p.notNegative(key+".max_body_bytes", pr.MaxBodyBytes)
 		if pr.APIKey != "" && pr.APIKeyFile != "" {
 			p.add(key, "set api_key or api_key_file, not both")
 		}
-		if pr.APIKeyFile != "" && pr.APIKey == "" {
-			b, err := os.ReadFile(pr.APIKeyFile)
-			switch {
-			case err != nil:
-				p.add(key+".api_key_file", "cannot read %q: %v", pr.APIKeyFile, errors.Unwrap(err))
-			case strings.TrimSpace(string(b)) == "":
-				p.add(key+".api_key_file", "%q is empty", pr.APIKeyFile)
-			default:
-				pr.APIKey = Secret(strings.TrimSpace(string(b)))
-				pr.APIKeyFile = "" // read once: later Validate calls keep the key
-				c.Providers[name] = pr
-			}
-		}
 		if !printableToken(pr.APIKey.Reveal()) {
 			p.add(key+".api_key", "must be printable ASCII without spaces")
 		}
-		c.validateBilling(p, key, c.Providers[name])
+		c.validateBilling(p, key, pr)
 	}
+	return bases
 }
 
 // validateBilling: organization and project go out with the node's own key,
@@ -373,7 +391,7 @@ func (c *Config) validateBilling(p *problems, key string, pr Provider) {
 		case f.value == "":
 		case !printableToken(f.value):
 			p.add(key+"."+f.name, "must be printable ASCII without spaces")
-		case !pr.Managed() || pr.APIKey == "":
+		case !pr.Managed() || (pr.APIKey == "" && pr.APIKeyFile == ""):
 			p.add(key+"."+f.name, "is sent with this node's api_key; set it where api_key is set (the mesh does not hold this provider's key here)")
 		}
 	}
@@ -390,6 +408,9 @@ func (c *Config) validateAuth(p *problems) {
 			}
 		}
 	}
+}
+
+func (c *Config) validateAdmin(p *problems) {
 	if !printableToken(c.Admin.Token.Reveal()) {
 		p.add("admin.token", "must be printable ASCII without spaces")
 	}
@@ -398,14 +419,16 @@ func (c *Config) validateAuth(p *problems) {
 			p.add("admin.listen", "%s", msg)
 		}
 	}
-	p.notNegative("http.max_in_flight", int64(c.HTTP.MaxInFlight))
-	p.duration("http.sse_keepalive", c.HTTP.SSEKeepalive)
-	if h := c.Routing.OnRegionBlock; h != "" && !ValidHint(h) {
-		p.add("routing.on_region_block", "must be one of %s (got %q)", strings.Join(Hints, ", "), h)
-	}
-	p.duration("routing.region_block_ttl", c.Routing.RegionBlockTTL)
-	p.notNegative("routing.retry_body_bytes", c.Routing.RetryBodyBytes)
-	p.notNegative("routing.retry_body_budget", c.Routing.RetryBodyBudget)
+}
+
+func (c *Config) validateUpstream(p *problems) {
+	p.duration("upstream.dial_timeout", c.Upstream.DialTimeout)
+	p.duration("upstream.header_timeout", c.Upstream.HeaderTimeout)
+}
+
+func (c *Config) validateLog(p *problems) {
+	p.oneOf("log.level", c.Log.Level, logLevels)
+	p.oneOf("log.format", c.Log.Format, logFormats)
 }
 
 // validateAccessKeys never quotes a key, nor says which two are equal
@@ -475,32 +498,38 @@ func (c *Config) validateListeners(p *problems) {
 	}
 }
 
-// checkBaseURL never quotes the URL: user info or a query may hold a key.
-func checkBaseURL(raw string) string {
+// parseBaseURL returns the base URL a provider's requests are built on
+// (scheme, host and path, nothing else), or what is wrong with raw. It never
+// quotes the URL: user info or a query may hold a key.
+func parseBaseURL(raw string) (*url.URL, string) {
 	if raw == "" {
-		return "required (an absolute http or https URL)"
+		return nil, "required (an absolute http or https URL)"
 	}
 	u, err := url.Parse(raw)
 	switch {
 	case err != nil:
-		return "is not a valid URL"
+		return nil, "is not a valid URL"
 	case u.Scheme != "http" && u.Scheme != "https":
-		return "must be an absolute http or https URL"
+		return nil, "must be an absolute http or https URL"
 	case u.Opaque != "" || u.Host == "":
-		return "must have a host"
+		return nil, "must have a host"
 	case u.User != nil:
-		return "must not contain user info (user:password@); send credentials from the client"
+		return nil, "must not contain user info (user:password@); send credentials from the client"
 	case u.RawQuery != "" || u.ForceQuery:
-		return "must not have a query"
+		return nil, "must not have a query"
 	case u.Fragment != "" || strings.Contains(raw, "#"):
-		return "must not have a fragment"
+		return nil, "must not have a fragment"
 	}
 	if port := u.Port(); port != "" {
 		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-			return "port must be a number from 0 to 65535"
+			return nil, "port must be a number from 0 to 65535"
 		}
 	}
-	return ""
+	base := &url.URL{Scheme: u.Scheme, Host: u.Host, Path: strings.TrimRight(u.Path, "/")}
+	if u.RawPath != "" {
+		base.RawPath = strings.TrimRight(u.RawPath, "/")
+	}
+	return base, ""
 }
 
 // checkAddr checks a host:port and returns what is wrong, or "".

@@ -78,6 +78,22 @@ func TestValidationErrors(t *testing.T) {
 			`cfg.yaml: http.max_in_flight_per_client: must not be negative (got -1)`},
 		{"negative replay budget", "routing: {retry_body_budget: -1}", RoleIngress,
 			`cfg.yaml: routing.retry_body_budget: must not be negative (got -1)`},
+		{"negative replay size", "routing: {retry_body_bytes: -1}", RoleIngress,
+			`cfg.yaml: routing.retry_body_bytes: must not be negative (got -1)`},
+		{"region block hint", "routing: {on_region_block: mars}", RoleIngress,
+			`cfg.yaml: routing.on_region_block: must be one of wnam, enam, weur, eeur, apac, oc, afr, sam, me (got "mars")`},
+		{"negative region block ttl", "routing: {region_block_ttl: -1s}", RoleIngress,
+			`cfg.yaml: routing.region_block_ttl: must not be negative (got -1s)`},
+		{"negative in-flight cap", "http: {max_in_flight: -1}", RoleIngress,
+			`cfg.yaml: http.max_in_flight: must not be negative (got -1)`},
+		{"negative sse keepalive", "http: {sse_keepalive: -1s}", RoleIngress,
+			`cfg.yaml: http.sse_keepalive: must not be negative (got -1s)`},
+		{"admin.listen", "admin: {listen: nowhere}", RoleIngress,
+			`cfg.yaml: admin.listen: must be host:port (got "nowhere")`},
+		{"admin.token", "admin: {token: \"two words\"}", RoleIngress,
+			`cfg.yaml: admin.token: must be printable ASCII without spaces`},
+		{"api_key and api_key_file", "auth: {access_keys: [ak-1]}\nproviders: {openai: {api_key: sk-1, api_key_file: /k}}", RoleIngress,
+			`cfg.yaml: providers.openai: set api_key or api_key_file, not both`},
 		{"keepalive too often", "tunnel: {keepalive: 1s}", RoleIngress,
 			`cfg.yaml: tunnel.keepalive: must be at least 10s (got 1s)`},
 		{"keepalive timeout zero", "tunnel: {keepalive_timeout: 0s}", RoleIngress,
@@ -276,7 +292,7 @@ func TestValidateDerived(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if c.Node.Hint != "wnam" || c.Tunnel.Advertise != "127.0.0.1:0" || c.Tunnel.AdvertiseAddr() != "127.0.0.1:0" {
+	if c.Node.Hint != "wnam" || c.Tunnel.Advertise != "127.0.0.1:0" {
 		t.Errorf("Node, Tunnel = %+v, %+v", c.Node, c.Tunnel)
 	}
 	for name, want := range map[string]Provider{
@@ -354,14 +370,14 @@ providers:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := c.Providers["openai"].APIKey.Reveal(); got != "sk-real-from-file" || !c.Providers["openai"].Managed() {
-		t.Fatalf("openai key %q managed %v", got, c.Providers["openai"].Managed())
+	if got := c.Endpoints["openai"].APIKey.Reveal(); got != "sk-real-from-file" || !c.Endpoints["openai"].Managed() {
+		t.Fatalf("openai key %q managed %v", got, c.Endpoints["openai"].Managed())
 	}
-	if c.Providers["gemini"].Managed() {
+	if c.Endpoints["gemini"].Managed() {
 		t.Fatal("gemini managed without a key")
 	}
-	if ring, err := c.Gossip.Keyring(); err != nil || len(ring) != 2 {
-		t.Fatalf("keyring %d keys, %v", len(ring), err)
+	if ring := c.Keyring; len(ring) != 2 || len(ring[0]) != 32 {
+		t.Fatalf("keyring %d keys", len(ring))
 	}
 
 	_, err = Parse([]byte(`
@@ -435,6 +451,20 @@ providers:
 		if got := c.Auth.AccessKeys[tc.key].Grants(tc.provider); got != tc.want {
 			t.Errorf("access_keys[%d].Grants(%s) = %v", tc.key, tc.provider, got)
 		}
+	}
+}
+
+// An access key may be an alias (yaml resolves it before
+// AccessKey.UnmarshalYAML sees it) or merge another.
+func TestAccessKeyAlias(t *testing.T) {
+	c := mustParse(t, `
+admin: {token: &k ak-shared}
+auth: {access_keys: [*k, &t {key: ak-2, providers: [openai]}, {<<: *t, key: ak-3}]}
+providers: {openai: {api_key: sk-1}}
+`, RoleIngress)
+	want := []AccessKey{{Key: "ak-shared"}, {Key: "ak-2", Providers: []string{"openai"}}, {Key: "ak-3", Providers: []string{"openai"}}}
+	if !reflect.DeepEqual(c.Auth.AccessKeys, want) {
+		t.Errorf("access keys = %+v", c.Auth.AccessKeys)
 	}
 }
 

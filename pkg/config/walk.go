@@ -21,6 +21,11 @@ var (
 // and expands ${NAME} in its values. Doing both in one walk gives every
 // problem a line and a dotted key, which yaml's own decoder errors lack, and
 // tells which values are Secrets so their text never reaches an error.
+//
+// The decoding itself is yaml's (leaf asks yaml whether a scalar decodes,
+// and Node.Decode resolves aliases and merge keys). The walk adds only what
+// yaml cannot do: Node.Decode cannot refuse unknown keys, and its errors
+// carry no dotted key and quote values (see leaf).
 type walker struct {
 	file      string
 	lookupEnv func(string) (string, bool)
@@ -111,6 +116,9 @@ func (w *walker) pairs(n *yaml.Node, t reflect.Type, path string, each func(k, v
 			continue
 		}
 		key := keyPath(t, path, k.Value)
+		// yaml finds duplicates too, but only while decoding, after this
+		// walk has passed, and without the dotted key: "line 3: mapping
+		// key "name" already defined at line 2".
 		if first, dup := seen[k.Value]; dup {
 			w.fail(k, key, "duplicate key (first at line %d)", first)
 			continue
@@ -137,7 +145,9 @@ func (w *walker) merge(v *yaml.Node, t reflect.Type, path string) {
 	}
 }
 
-// leaf checks that a scalar decodes into t.
+// leaf checks that a scalar decodes into t. yaml's own type error would
+// quote the value ("cannot unmarshal !!str `sk-LEAK...` into ..."): its
+// first 7 characters may be a secret, or come from the environment.
 func (w *walker) leaf(n *yaml.Node, t reflect.Type, path string) {
 	if n.Kind == yaml.ScalarNode && n.Decode(reflect.New(t).Interface()) == nil {
 		return

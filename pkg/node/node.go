@@ -29,7 +29,7 @@ import (
 
 // Node is one running llmesh node.
 type Node struct {
-	cfg     *config.Config
+	cfg     *config.Runtime
 	log     *slog.Logger
 	metrics *metrics.Metrics
 	members *membership.Membership
@@ -64,10 +64,10 @@ type Options struct {
 	TuneGossip func(*membership.Config)
 }
 
-// Start builds and starts a node from a validated config (config.Load, or
-// Validate after editing one). It returns once every listener is bound and
-// the node has tried to join the mesh.
-func Start(cfg *config.Config, log *slog.Logger, opts Options) (_ *Node, err error) {
+// Start builds and starts a node from a checked config (config.Load, or
+// Config.Runtime after editing one). It returns once every listener is
+// bound and the node has tried to join the mesh.
+func Start(cfg *config.Runtime, log *slog.Logger, opts Options) (_ *Node, err error) {
 	n := &Node{
 		cfg:      cfg,
 		log:      log,
@@ -81,10 +81,7 @@ func Start(cfg *config.Config, log *slog.Logger, opts Options) (_ *Node, err err
 			n.Close()
 		}
 	}()
-	providers, err := buildProviders(cfg)
-	if err != nil {
-		return nil, err
-	}
+	providers := buildProviders(cfg)
 	transport := proxy.NewTransport(cfg.Upstream.DialTimeout, cfg.Upstream.HeaderTimeout)
 	if cfg.Tunnel.TLS.Enabled() {
 		if n.tls, err = loadTLS(cfg, log); err != nil {
@@ -261,11 +258,8 @@ func advertised(advertise, listen string, bound net.Addr) string {
 }
 
 func (n *Node) startMembership(opts Options) error {
-	ring, err := n.cfg.Gossip.Keyring()
-	if err != nil {
-		return fmt.Errorf("gossip.key: %w", err)
-	}
 	var key []byte
+	ring := n.cfg.Keyring
 	if len(ring) > 0 {
 		key, ring = ring[0], ring[1:]
 	}
@@ -431,7 +425,7 @@ func (n *Node) Close() error {
 // Run starts a node and serves until ctx ends, then drains for up to
 // drain_timeout. Each value on reload (the command's SIGHUP) re-reads the
 // tunnel certificates.
-func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, reload <-chan struct{}) error {
+func Run(ctx context.Context, cfg *config.Runtime, log *slog.Logger, reload <-chan struct{}) error {
 	n, err := Start(cfg, log, Options{})
 	if err != nil {
 		return err
@@ -458,26 +452,26 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, reload <-cha
 	return err
 }
 
-func buildProviders(cfg *config.Config) (*provider.Registry, error) {
+// buildProviders makes the registry of the providers this node serves
+// (disabled ones are not among cfg.Endpoints) from their checked values.
+func buildProviders(cfg *config.Runtime) *provider.Registry {
 	var ps []*provider.Provider
-	for name, pc := range cfg.Providers {
-		if pc.Disabled {
-			continue // an unknown provider here, like any other name
-		}
-		// Validate filled MaxBodyBytes from http.max_body_bytes where unset.
-		p, err := provider.New(name, pc.BaseURL, provider.Style(pc.Style), pc.MaxBodyBytes)
-		if err != nil {
-			return nil, err
-		}
-		p.APIKey = pc.APIKey.Reveal()
-		p.Managed = pc.Managed()
-		p.Organization, p.Project = pc.Organization, pc.Project
-		ps = append(ps, p)
+	for name, e := range cfg.Endpoints {
+		ps = append(ps, &provider.Provider{
+			Name:         name,
+			Base:         e.Base,
+			Style:        provider.Style(e.Style),
+			MaxBodyBytes: e.MaxBodyBytes, // Validate filled it from http.max_body_bytes where unset
+			APIKey:       e.APIKey.Reveal(),
+			Managed:      e.Managed(),
+			Organization: e.Organization,
+			Project:      e.Project,
+		})
 	}
-	return provider.NewRegistry(ps...), nil
+	return provider.NewRegistry(ps...)
 }
 
-func policyFrom(cfg *config.Config) routing.Policy {
+func policyFrom(cfg *config.Runtime) routing.Policy {
 	p := routing.Policy{
 		Loc:             cfg.Node.Loc,
 		Fallback:        routing.Fallback(cfg.Routing.Fallback),
@@ -501,7 +495,7 @@ func (n *Node) dialConfig() tunnel.DialConfig {
 
 // loadTLS loads the node's certificate and checks that it names this node:
 // a certificate is the node's identity in the mesh.
-func loadTLS(cfg *config.Config, log *slog.Logger) (*meshtls.Store, error) {
+func loadTLS(cfg *config.Runtime, log *slog.Logger) (*meshtls.Store, error) {
 	t := cfg.Tunnel.TLS
 	store, err := meshtls.Load(meshtls.Files{Cert: t.Cert, Key: t.Key, CA: t.CA}, log)
 	if err != nil {
