@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/llmesh/llmesh/pkg/config"
+	"github.com/llmesh/llmesh/pkg/role"
 )
 
 // benchMesh is one HK ingress, one wnam egress and the fake provider, with
@@ -14,9 +15,9 @@ import (
 func benchMesh(b *testing.B) (direct, tunnelled string) {
 	m := newMesh(b)
 	quiet := func(c *config.Config) { c.Log.Level = "error" }
-	m.start(nodeSpec{role: config.RoleEgress, name: "b-wnam", loc: "US", hint: "wnam", edit: quiet})
-	hk := m.start(nodeSpec{role: config.RoleIngress, name: "b-hk", loc: "HK", rules: []config.Rule{{Locs: []string{"HK"}, Hint: "wnam"}}, providerURL: closedURL(b), edit: quiet})
-	us := m.start(nodeSpec{role: config.RoleIngress, name: "b-us", loc: "US", edit: quiet})
+	m.start(nodeSpec{role: role.Egress, name: "b-wnam", loc: "US", hint: "wnam", edit: quiet})
+	hk := m.start(nodeSpec{role: role.Ingress, name: "b-hk", loc: "HK", rules: []config.Rule{{Locs: []string{"HK"}, Hint: "wnam"}}, providerURL: closedURL(b), edit: quiet})
+	us := m.start(nodeSpec{role: role.Ingress, name: "b-us", loc: "US", edit: quiet})
 	m.waitMembers(hk, "b-wnam")
 	m.logs.discard = true
 	return baseURL(us), baseURL(hk)

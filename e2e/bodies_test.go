@@ -19,6 +19,7 @@ import (
 	"github.com/llmesh/llmesh/internal/wait"
 	"github.com/llmesh/llmesh/pkg/config"
 	"github.com/llmesh/llmesh/pkg/proxy"
+	"github.com/llmesh/llmesh/pkg/role"
 )
 
 // h2cClient speaks cleartext HTTP/2 only, the way the measurements
@@ -116,7 +117,7 @@ func wantCut(t *testing.T, ended <-chan string, n int) {
 // then other clients are served again.
 func TestStalledUploadsDoNotStarve(t *testing.T) {
 	m := newMesh(t)
-	n := m.start(nodeSpec{role: config.RoleIngress, name: "starve", loc: "US", edit: func(c *config.Config) {
+	n := m.start(nodeSpec{role: role.Ingress, name: "starve", loc: "US", edit: func(c *config.Config) {
 		c.HTTP.MaxInFlight = 4
 		c.HTTP.BodyIdleTimeout = 1500 * time.Millisecond
 	}})
@@ -168,13 +169,13 @@ func TestStalledTunnelUploadFreesEgress(t *testing.T) {
 					}
 				}
 			}
-			m.start(nodeSpec{role: config.RoleEgress, name: "e1", loc: "US", hint: "wnam", edit: func(c *config.Config) {
+			m.start(nodeSpec{role: role.Egress, name: "e1", loc: "US", hint: "wnam", edit: func(c *config.Config) {
 				pace(tc.egress)(c)
 				c.Tunnel.MaxStreams = 2
 			}})
 			rules := []config.Rule{{Locs: []string{"HK"}, Hint: "wnam"}}
-			a := m.start(nodeSpec{role: config.RoleIngress, name: "hk-a", loc: "HK", rules: rules, providerURL: closedURL(t), edit: pace(tc.ingress)})
-			b := m.start(nodeSpec{role: config.RoleIngress, name: "hk-b", loc: "HK", rules: rules, providerURL: closedURL(t)})
+			a := m.start(nodeSpec{role: role.Ingress, name: "hk-a", loc: "HK", rules: rules, providerURL: closedURL(t), edit: pace(tc.ingress)})
+			b := m.start(nodeSpec{role: role.Ingress, name: "hk-b", loc: "HK", rules: rules, providerURL: closedURL(t)})
 			m.waitMembers(a, "e1")
 			m.waitMembers(b, "e1")
 
@@ -209,7 +210,7 @@ func TestStalledTunnelUploadFreesEgress(t *testing.T) {
 // is reset rather than served.
 func TestStreamsPerConnection(t *testing.T) {
 	m := newMesh(t)
-	n := m.start(nodeSpec{role: config.RoleIngress, name: "streams", loc: "US", edit: func(c *config.Config) {
+	n := m.start(nodeSpec{role: role.Ingress, name: "streams", loc: "US", edit: func(c *config.Config) {
 		c.HTTP.MaxStreamsPerConn = 3
 	}})
 	conn, err := net.Dial("tcp", n.HTTPAddr())
@@ -280,7 +281,7 @@ func TestStreamsPerConnection(t *testing.T) {
 // provider's shape once one address has that many requests in flight.
 func TestClientCapE2E(t *testing.T) {
 	m := newMesh(t)
-	n := m.start(nodeSpec{role: config.RoleIngress, name: "percap", loc: "US", edit: func(c *config.Config) {
+	n := m.start(nodeSpec{role: role.Ingress, name: "percap", loc: "US", edit: func(c *config.Config) {
 		c.HTTP.MaxInFlightPerClient = 1
 	}})
 	release := m.holdRequest(t, n)

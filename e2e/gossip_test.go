@@ -15,6 +15,7 @@ import (
 	"github.com/llmesh/llmesh/pkg/config"
 	"github.com/llmesh/llmesh/pkg/membership"
 	"github.com/llmesh/llmesh/pkg/node"
+	"github.com/llmesh/llmesh/pkg/role"
 )
 
 // TestNodeTakesMembersOnlyFromOnChange: membership promises one OnChange
@@ -24,7 +25,7 @@ import (
 // Membership's calls are held here; until one goes through, the node must
 // not have applied any view (the members gauge is empty).
 func TestNodeTakesMembersOnlyFromOnChange(t *testing.T) {
-	cfg := config.Default(config.RoleIngress)
+	cfg := config.Default(role.Ingress)
 	cfg.Node.Name = "onchange-in"
 	cfg.HTTP.Listen = "127.0.0.1:0"
 	cfg.Gossip.Bind = "127.0.0.1:0"

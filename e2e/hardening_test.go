@@ -6,6 +6,7 @@ import (
 
 	"github.com/llmesh/llmesh/pkg/config"
 	"github.com/llmesh/llmesh/pkg/node"
+	"github.com/llmesh/llmesh/pkg/role"
 )
 
 // TestPlaintextIngressSaysTunnelInsecure: an ingress with a tunnel token but
@@ -15,8 +16,8 @@ import (
 func TestPlaintextIngressSaysTunnelInsecure(t *testing.T) {
 	m := newMesh(t)
 	ca := newMeshCA(t)
-	m.start(nodeSpec{role: config.RoleEgress, name: "pi-wnam", loc: "US", hint: "wnam", edit: ca.tls("egress", "wnam", "pi-wnam")})
-	in := m.start(nodeSpec{role: config.RoleIngress, name: "pi-hk", loc: "HK", providerURL: closedURL(t),
+	m.start(nodeSpec{role: role.Egress, name: "pi-wnam", loc: "US", hint: "wnam", edit: ca.tls("egress", "wnam", "pi-wnam")})
+	in := m.start(nodeSpec{role: role.Ingress, name: "pi-hk", loc: "HK", providerURL: closedURL(t),
 		rules: []config.Rule{{Locs: []string{"HK"}, Hint: "wnam"}},
 		edit:  func(c *config.Config) { c.Tunnel.Insecure = false }})
 	m.waitMembers(in, "pi-wnam")
@@ -39,8 +40,8 @@ func TestPlaintextIngressSaysTunnelInsecure(t *testing.T) {
 // request target that names no provider path, on both roles' listeners.
 func TestOptionsAsterisk(t *testing.T) {
 	m := newMesh(t)
-	eg := m.start(nodeSpec{role: config.RoleEgress, name: "oa-wnam", loc: "US", hint: "wnam"})
-	in := m.start(nodeSpec{role: config.RoleIngress, name: "oa-hk", loc: "HK"})
+	eg := m.start(nodeSpec{role: role.Egress, name: "oa-wnam", loc: "US", hint: "wnam"})
+	in := m.start(nodeSpec{role: role.Ingress, name: "oa-hk", loc: "HK"})
 	for _, n := range []*node.Node{in, eg} {
 		if status := rawRequest(t, n.HTTPAddr(), "OPTIONS * HTTP/1.1", "Host: x\r\n"); status/100 != 4 {
 			t.Errorf("%s: OPTIONS * answered %d, want a 4xx", n.Name(), status)

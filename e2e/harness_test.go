@@ -21,6 +21,7 @@ import (
 	"github.com/llmesh/llmesh/pkg/membership"
 	"github.com/llmesh/llmesh/pkg/node"
 	"github.com/llmesh/llmesh/pkg/proxy"
+	"github.com/llmesh/llmesh/pkg/role"
 )
 
 const testToken = "e2e-tunnel-token"
@@ -58,7 +59,7 @@ func newMesh(t testing.TB) *mesh {
 
 // nodeSpec describes one node to start.
 type nodeSpec struct {
-	role      config.Role
+	role      role.Role
 	name      string
 	loc, hint string
 	rules     []config.Rule
@@ -99,7 +100,7 @@ func (m *mesh) start(s nodeSpec) *node.Node {
 	if s.token != "" {
 		cfg.Tunnel.Token = config.Secret(s.token)
 	}
-	if s.role == config.RoleEgress {
+	if s.role == role.Egress {
 		cfg.Tunnel.Listen = "127.0.0.1:0"
 	} else {
 		// Loopback tests tunnel in plaintext with a token; security_test.go covers TLS.

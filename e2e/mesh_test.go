@@ -11,6 +11,7 @@ import (
 	"github.com/llmesh/llmesh/internal/wait"
 	"github.com/llmesh/llmesh/pkg/config"
 	"github.com/llmesh/llmesh/pkg/node"
+	"github.com/llmesh/llmesh/pkg/role"
 )
 
 func TestMembersEndpoint(t *testing.T) {
@@ -117,9 +118,9 @@ func TestFallback(t *testing.T) {
 	m, _, _ := standardMesh(t)
 	closed := closedURL(t)
 	// No egress serves afr or sam in this mesh.
-	fail := m.start(nodeSpec{role: config.RoleIngress, name: "sg-fail", loc: "SG", rules: []config.Rule{{Locs: []string{"SG"}, Hint: "afr"}}, providerURL: closed})
-	direct := m.start(nodeSpec{role: config.RoleIngress, name: "sg-direct", loc: "SG", rules: []config.Rule{{Locs: []string{"SG"}, Hint: "afr"}}, fallback: "direct"})
-	nearest := m.start(nodeSpec{role: config.RoleIngress, name: "sg-nearest", loc: "SG", rules: []config.Rule{{Locs: []string{"SG"}, Hint: "sam"}}, fallback: "nearest", providerURL: closed})
+	fail := m.start(nodeSpec{role: role.Ingress, name: "sg-fail", loc: "SG", rules: []config.Rule{{Locs: []string{"SG"}, Hint: "afr"}}, providerURL: closed})
+	direct := m.start(nodeSpec{role: role.Ingress, name: "sg-direct", loc: "SG", rules: []config.Rule{{Locs: []string{"SG"}, Hint: "afr"}}, fallback: "direct"})
+	nearest := m.start(nodeSpec{role: role.Ingress, name: "sg-nearest", loc: "SG", rules: []config.Rule{{Locs: []string{"SG"}, Hint: "sam"}}, fallback: "nearest", providerURL: closed})
 	for _, n := range []*node.Node{fail, direct, nearest} {
 		m.waitMembers(n, "wnam-1", "wnam-2", "weur-1")
 	}
@@ -148,7 +149,7 @@ func TestFallback(t *testing.T) {
 	}
 
 	// When the pool comes back, requests use it again.
-	m.start(nodeSpec{role: config.RoleEgress, name: "afr-1", loc: "ZA", hint: "afr"})
+	m.start(nodeSpec{role: role.Egress, name: "afr-1", loc: "ZA", hint: "afr"})
 	m.waitMembers(fail, "afr-1")
 	wait.For(t, 5*time.Second, func() error {
 		resp, body := do(t, newRequest(t, "GET", baseURL(fail)+"/openai/v1/models", nil))
@@ -162,14 +163,14 @@ func TestFallback(t *testing.T) {
 func TestErrors(t *testing.T) {
 	m, us, hk := standardMesh(t)
 	closed := closedURL(t)
-	unreachable := m.start(nodeSpec{role: config.RoleIngress, name: "us-broken", loc: "US", providerURL: closed})
-	slow := m.start(nodeSpec{role: config.RoleIngress, name: "us-slow", loc: "US",
+	unreachable := m.start(nodeSpec{role: role.Ingress, name: "us-broken", loc: "US", providerURL: closed})
+	slow := m.start(nodeSpec{role: role.Ingress, name: "us-slow", loc: "US",
 		edit: func(c *config.Config) { c.Upstream.HeaderTimeout = 300 * time.Millisecond }})
-	m.start(nodeSpec{role: config.RoleEgress, name: "oc-slow", loc: "AU", hint: "oc",
+	m.start(nodeSpec{role: role.Egress, name: "oc-slow", loc: "AU", hint: "oc",
 		edit: func(c *config.Config) { c.Upstream.HeaderTimeout = 300 * time.Millisecond }})
-	badToken := m.start(nodeSpec{role: config.RoleIngress, name: "hk-badtoken", loc: "HK", token: "wrong-token",
+	badToken := m.start(nodeSpec{role: role.Ingress, name: "hk-badtoken", loc: "HK", token: "wrong-token",
 		rules: []config.Rule{{Locs: []string{"HK"}, Hint: "wnam"}}, providerURL: closed})
-	small := m.start(nodeSpec{role: config.RoleIngress, name: "us-small", loc: "US",
+	small := m.start(nodeSpec{role: role.Ingress, name: "us-small", loc: "US",
 		edit: func(c *config.Config) { c.HTTP.MaxBodyBytes = 1024 }})
 	m.waitMembers(hk, "oc-slow")
 	m.waitMembers(badToken, "wnam-1", "wnam-2")

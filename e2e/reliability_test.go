@@ -15,6 +15,7 @@ import (
 	"github.com/llmesh/llmesh/internal/fakeprovider"
 	"github.com/llmesh/llmesh/internal/wait"
 	"github.com/llmesh/llmesh/pkg/config"
+	"github.com/llmesh/llmesh/pkg/role"
 )
 
 // TestRegionBlockReroute: a provider that refuses the ingress's region is
@@ -28,8 +29,8 @@ func TestRegionBlockReroute(t *testing.T) {
 	}
 	defer blocked.Close()
 	blocked.SetRegionBlocked(true)
-	m.start(nodeSpec{role: config.RoleEgress, name: "rb-wnam", loc: "US", hint: "wnam"})
-	in := m.start(nodeSpec{role: config.RoleIngress, name: "rb-hk", loc: "HK", providerURL: blocked.URL,
+	m.start(nodeSpec{role: role.Egress, name: "rb-wnam", loc: "US", hint: "wnam"})
+	in := m.start(nodeSpec{role: role.Ingress, name: "rb-hk", loc: "HK", providerURL: blocked.URL,
 		edit: func(c *config.Config) { c.Routing.OnRegionBlock = "wnam" }})
 	m.waitMembers(in, "rb-wnam")
 
@@ -75,9 +76,9 @@ func TestRegionBlockReroute(t *testing.T) {
 // request exactly once.
 func TestRollingRestartUnderLoad(t *testing.T) {
 	m := newMesh(t)
-	m.start(nodeSpec{role: config.RoleEgress, name: "rr-1", loc: "US", hint: "wnam"})
-	m.start(nodeSpec{role: config.RoleEgress, name: "rr-2", loc: "US", hint: "wnam"})
-	hk := m.start(nodeSpec{role: config.RoleIngress, name: "rr-hk", loc: "HK", rules: []config.Rule{{Locs: []string{"HK"}, Hint: "wnam"}}, providerURL: closedURL(t)})
+	m.start(nodeSpec{role: role.Egress, name: "rr-1", loc: "US", hint: "wnam"})
+	m.start(nodeSpec{role: role.Egress, name: "rr-2", loc: "US", hint: "wnam"})
+	hk := m.start(nodeSpec{role: role.Ingress, name: "rr-hk", loc: "HK", rules: []config.Rule{{Locs: []string{"HK"}, Hint: "wnam"}}, providerURL: closedURL(t)})
 	m.waitMembers(hk, "rr-1", "rr-2")
 	before := m.provider.Stats().Requests
 
@@ -109,11 +110,11 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 	})
 	traffic.progress(t, 10, 20*time.Second)
 	m.stop("rr-1")
-	m.start(nodeSpec{role: config.RoleEgress, name: "rr-1b", loc: "US", hint: "wnam"})
+	m.start(nodeSpec{role: role.Egress, name: "rr-1b", loc: "US", hint: "wnam"})
 	m.waitMembers(hk, "rr-1b")
 	traffic.progress(t, 10, 20*time.Second)
 	m.stop("rr-2")
-	m.start(nodeSpec{role: config.RoleEgress, name: "rr-2b", loc: "US", hint: "wnam"})
+	m.start(nodeSpec{role: role.Egress, name: "rr-2b", loc: "US", hint: "wnam"})
 	m.waitMembers(hk, "rr-2b")
 	traffic.progress(t, 10, 20*time.Second)
 	sent := traffic.finish(t)
@@ -126,8 +127,8 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 // fast with 503; when an egress returns, requests flow again.
 func TestAllEgressDownThenRecovery(t *testing.T) {
 	m := newMesh(t)
-	m.start(nodeSpec{role: config.RoleEgress, name: "ad-1", loc: "US", hint: "wnam"})
-	hk := m.start(nodeSpec{role: config.RoleIngress, name: "ad-hk", loc: "HK", rules: []config.Rule{{Locs: []string{"HK"}, Hint: "wnam"}}, providerURL: closedURL(t)})
+	m.start(nodeSpec{role: role.Egress, name: "ad-1", loc: "US", hint: "wnam"})
+	hk := m.start(nodeSpec{role: role.Ingress, name: "ad-hk", loc: "HK", rules: []config.Rule{{Locs: []string{"HK"}, Hint: "wnam"}}, providerURL: closedURL(t)})
 	m.waitMembers(hk, "ad-1")
 	if resp, _ := get(t, baseURL(hk)+"/openai/v1/models"); resp.StatusCode != 200 {
 		t.Fatalf("status %d", resp.StatusCode)
@@ -144,7 +145,7 @@ func TestAllEgressDownThenRecovery(t *testing.T) {
 		}
 		return nil
 	})
-	m.start(nodeSpec{role: config.RoleEgress, name: "ad-2", loc: "US", hint: "wnam"})
+	m.start(nodeSpec{role: role.Egress, name: "ad-2", loc: "US", hint: "wnam"})
 	wait.For(t, 10*time.Second, func() error {
 		resp, body := get(t, baseURL(hk)+"/openai/v1/models")
 		if resp.StatusCode != 200 || resp.Header.Get("X-Mesh-Egress") != "ad-2" {
@@ -158,7 +159,7 @@ func TestAllEgressDownThenRecovery(t *testing.T) {
 // comments between events, and the SDK still parses it.
 func TestSSEKeepalive(t *testing.T) {
 	m := newMesh(t)
-	n := m.start(nodeSpec{role: config.RoleIngress, name: "ka", loc: "US", edit: func(c *config.Config) { c.HTTP.SSEKeepalive = 50 * time.Millisecond }})
+	n := m.start(nodeSpec{role: role.Ingress, name: "ka", loc: "US", edit: func(c *config.Config) { c.HTTP.SSEKeepalive = 50 * time.Millisecond }})
 	req := newRequest(t, "POST", baseURL(n)+"/openai/v1/chat/completions",
 		strings.NewReader(`{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
 	req.Header.Set("X-Fake-Chunks", "3")

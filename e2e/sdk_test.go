@@ -15,6 +15,7 @@ import (
 	"github.com/llmesh/llmesh/internal/fakeprovider"
 	"github.com/llmesh/llmesh/pkg/config"
 	"github.com/llmesh/llmesh/pkg/node"
+	"github.com/llmesh/llmesh/pkg/role"
 )
 
 // standardMesh starts the mesh the issue describes: a direct ingress (US),
@@ -24,11 +25,11 @@ func standardMesh(t *testing.T) (m *mesh, us, hk *node.Node) {
 	t.Helper()
 	m = newMesh(t)
 	rules := []config.Rule{{Locs: []string{"HK", "CN"}, Hint: "wnam"}}
-	m.start(nodeSpec{role: config.RoleEgress, name: "wnam-1", loc: "US", hint: "wnam"})
-	m.start(nodeSpec{role: config.RoleEgress, name: "wnam-2", loc: "US", hint: "wnam"})
-	m.start(nodeSpec{role: config.RoleEgress, name: "weur-1", loc: "DE", hint: "weur"})
-	us = m.start(nodeSpec{role: config.RoleIngress, name: "us-1", loc: "US", hint: "enam", rules: rules})
-	hk = m.start(nodeSpec{role: config.RoleIngress, name: "hk-1", loc: "HK", hint: "apac", rules: rules,
+	m.start(nodeSpec{role: role.Egress, name: "wnam-1", loc: "US", hint: "wnam"})
+	m.start(nodeSpec{role: role.Egress, name: "wnam-2", loc: "US", hint: "wnam"})
+	m.start(nodeSpec{role: role.Egress, name: "weur-1", loc: "DE", hint: "weur"})
+	us = m.start(nodeSpec{role: role.Ingress, name: "us-1", loc: "US", hint: "enam", rules: rules})
+	hk = m.start(nodeSpec{role: role.Ingress, name: "hk-1", loc: "HK", hint: "apac", rules: rules,
 		providerURL: closedURL(t), clientHint: true})
 	m.waitMembers(hk, "wnam-1", "wnam-2", "weur-1", "us-1")
 	m.waitMembers(us, "wnam-1", "wnam-2", "weur-1", "hk-1")

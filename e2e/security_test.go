@@ -26,6 +26,7 @@ import (
 	"github.com/llmesh/llmesh/pkg/membership"
 	"github.com/llmesh/llmesh/pkg/meshtls"
 	"github.com/llmesh/llmesh/pkg/node"
+	"github.com/llmesh/llmesh/pkg/role"
 	"github.com/llmesh/llmesh/pkg/tunnel"
 )
 
@@ -50,9 +51,9 @@ func newMeshCA(t *testing.T) *meshCA {
 }
 
 // tls returns a config edit that gives the node a certificate for id.
-func (ca *meshCA) tls(role, hint, name string) func(*config.Config) {
+func (ca *meshCA) tls(r role.Role, hint, name string) func(*config.Config) {
 	ca.t.Helper()
-	cert, key, err := meshtls.Issue(ca.cert, ca.key, meshtls.Identity{Role: role, Hint: hint, Name: name}, []string{"127.0.0.1"}, time.Hour)
+	cert, key, err := meshtls.Issue(ca.cert, ca.key, meshtls.Identity{Role: r, Hint: hint, Name: name}, []string{"127.0.0.1"}, time.Hour)
 	if err != nil {
 		ca.t.Fatal(err)
 	}
@@ -82,8 +83,8 @@ func TestMutualTLS(t *testing.T) {
 	m := newMesh(t)
 	ca := newMeshCA(t)
 	rules := []config.Rule{{Locs: []string{"HK"}, Hint: "wnam"}}
-	m.start(nodeSpec{role: config.RoleEgress, name: "tls-wnam-1", loc: "US", hint: "wnam", edit: ca.tls("egress", "wnam", "tls-wnam-1")})
-	hk := m.start(nodeSpec{role: config.RoleIngress, name: "tls-hk-1", loc: "HK", rules: rules, providerURL: closedURL(t),
+	m.start(nodeSpec{role: role.Egress, name: "tls-wnam-1", loc: "US", hint: "wnam", edit: ca.tls("egress", "wnam", "tls-wnam-1")})
+	hk := m.start(nodeSpec{role: role.Ingress, name: "tls-hk-1", loc: "HK", rules: rules, providerURL: closedURL(t),
 		edit: ca.tls("ingress", "", "tls-hk-1")})
 	m.waitMembers(hk, "tls-wnam-1")
 	wait.For(t, 10*time.Second, func() error {
@@ -98,7 +99,7 @@ func TestMutualTLS(t *testing.T) {
 	// then has no usable egress and never reaches the provider.
 	before := m.provider.Stats().Requests
 	other := newMeshCA(t)
-	rogue := m.start(nodeSpec{role: config.RoleIngress, name: "rogue-hk", loc: "HK", rules: rules, providerURL: closedURL(t),
+	rogue := m.start(nodeSpec{role: role.Ingress, name: "rogue-hk", loc: "HK", rules: rules, providerURL: closedURL(t),
 		edit: other.tls("ingress", "", "rogue-hk")})
 	m.waitMembers(rogue, "tls-wnam-1")
 	for range 3 {
@@ -133,7 +134,7 @@ func TestMutualTLS(t *testing.T) {
 // gossips that it is an egress of claimHint.
 func startImpostor(t *testing.T, m *mesh, ca *meshCA, name, claimHint, certHint string, hits *atomic.Int32) func() {
 	t.Helper()
-	cfg := config.Default(config.RoleEgress)
+	cfg := config.Default(role.Egress)
 	ca.tls("egress", certHint, name)(cfg)
 	store, err := meshtls.Load(meshtls.Files{Cert: cfg.Tunnel.TLS.Cert, Key: cfg.Tunnel.TLS.Key, CA: cfg.Tunnel.TLS.CA}, nil)
 	if err != nil {
@@ -141,7 +142,7 @@ func startImpostor(t *testing.T, m *mesh, ca *meshCA, name, claimHint, certHint 
 	}
 	srv := tunnel.NewServer(tunnel.ServerConfig{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }),
-		TLS:     credentials.NewTLS(store.ServerConfig(meshtls.RoleIngress)),
+		TLS:     credentials.NewTLS(store.ServerConfig(role.Ingress)),
 	})
 	g := srv.GRPCServer()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -163,7 +164,7 @@ func startImpostor(t *testing.T, m *mesh, ca *meshCA, name, claimHint, certHint 
 // certificate that names another hint than its config.
 func TestNodeRefusesCertificateOfAnotherHint(t *testing.T) {
 	ca := newMeshCA(t)
-	cfg := config.Default(config.RoleEgress)
+	cfg := config.Default(role.Egress)
 	cfg.Node = config.Node{Name: "e1", Hint: "wnam"}
 	cfg.HTTP.Listen, cfg.Gossip.Bind, cfg.Tunnel.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	ca.tls("egress", "weur", "e1")(cfg)
@@ -196,11 +197,11 @@ func TestAccessKeysAndKeyInjection(t *testing.T) {
 		}
 	}
 	// The egress holds the real keys; the HK ingress holds none.
-	m.start(nodeSpec{role: config.RoleEgress, name: "key-wnam", loc: "US", hint: "wnam", edit: realKeys})
-	hk := m.start(nodeSpec{role: config.RoleIngress, name: "key-hk", loc: "HK", rules: []config.Rule{{Locs: []string{"HK"}, Hint: "wnam"}},
+	m.start(nodeSpec{role: role.Egress, name: "key-wnam", loc: "US", hint: "wnam", edit: realKeys})
+	hk := m.start(nodeSpec{role: role.Ingress, name: "key-hk", loc: "HK", rules: []config.Rule{{Locs: []string{"HK"}, Hint: "wnam"}},
 		providerURL: closedURL(t), edit: managed})
 	// A direct ingress holds its own real keys.
-	us := m.start(nodeSpec{role: config.RoleIngress, name: "key-us", loc: "US", edit: func(c *config.Config) { realKeys(c); managed(c) }})
+	us := m.start(nodeSpec{role: role.Ingress, name: "key-us", loc: "US", edit: func(c *config.Config) { realKeys(c); managed(c) }})
 	m.waitMembers(hk, "key-wnam")
 
 	seen := func() fakeprovider.Request {
@@ -254,7 +255,7 @@ func TestAccessKeysAndKeyInjection(t *testing.T) {
 func TestScopedAccessKeysAndDisabledProvider(t *testing.T) {
 	m := newMesh(t)
 	yes := true
-	m.start(nodeSpec{role: config.RoleEgress, name: "scope-wnam", loc: "US", hint: "wnam", edit: func(c *config.Config) {
+	m.start(nodeSpec{role: role.Egress, name: "scope-wnam", loc: "US", hint: "wnam", edit: func(c *config.Config) {
 		for _, name := range []string{"openai", "anthropic"} {
 			p := c.Providers[name]
 			p.APIKey = config.Secret("sk-real-" + name)
@@ -264,7 +265,7 @@ func TestScopedAccessKeysAndDisabledProvider(t *testing.T) {
 		p.Organization, p.Project = "org-operator", "proj_operator"
 		c.Providers["openai"] = p
 	}})
-	hk := m.start(nodeSpec{role: config.RoleIngress, name: "scope-hk", loc: "HK", rules: []config.Rule{{Locs: []string{"HK"}, Hint: "wnam"}},
+	hk := m.start(nodeSpec{role: role.Ingress, name: "scope-hk", loc: "HK", rules: []config.Rule{{Locs: []string{"HK"}, Hint: "wnam"}},
 		providerURL: closedURL(t), edit: func(c *config.Config) {
 			for _, name := range []string{"openai", "anthropic"} {
 				p := c.Providers[name]
@@ -401,13 +402,13 @@ func TestNoSecretInLogs(t *testing.T) {
 		c.Admin.Token = config.Secret(secrets[6])
 		c.Log.Level = "debug"
 	}
-	m.start(nodeSpec{role: config.RoleEgress, name: "sec-wnam", loc: "US", hint: "wnam", token: secrets[0], edit: func(c *config.Config) {
+	m.start(nodeSpec{role: role.Egress, name: "sec-wnam", loc: "US", hint: "wnam", token: secrets[0], edit: func(c *config.Config) {
 		common(c)
 		p := c.Providers["openai"]
 		p.APIKey = config.Secret(secrets[3])
 		c.Providers["openai"] = p
 	}})
-	hk := m.start(nodeSpec{role: config.RoleIngress, name: "sec-hk", loc: "HK", token: secrets[0], rules: []config.Rule{{Locs: []string{"HK"}, Hint: "wnam"}},
+	hk := m.start(nodeSpec{role: role.Ingress, name: "sec-hk", loc: "HK", token: secrets[0], rules: []config.Rule{{Locs: []string{"HK"}, Hint: "wnam"}},
 		providerURL: closedURL(t), edit: func(c *config.Config) {
 			common(c)
 			yes := true
@@ -426,7 +427,7 @@ func TestNoSecretInLogs(t *testing.T) {
 	get(t, base+"/members", "Authorization", "Bearer "+secrets[6])
 	get(t, base+"/members", "Authorization", "Bearer wrong-"+secrets[6])
 	// Failures log errors: an unreachable provider with the key in the URL.
-	broken := m.start(nodeSpec{role: config.RoleIngress, name: "sec-broken", loc: "US", providerURL: closedURL(t), edit: common})
+	broken := m.start(nodeSpec{role: role.Ingress, name: "sec-broken", loc: "US", providerURL: closedURL(t), edit: common})
 	get(t, baseURL(broken)+"/gemini/v1beta/models?key="+secrets[5], "X-Goog-Api-Key", secrets[4])
 	m.stop("sec-broken")
 
@@ -452,7 +453,7 @@ func TestAdminSurface(t *testing.T) {
 	adminLn, _ := net.Listen("tcp", "127.0.0.1:0")
 	adminAddr := adminLn.Addr().String()
 	adminLn.Close()
-	n := m.start(nodeSpec{role: config.RoleIngress, name: "adm", loc: "US", edit: func(c *config.Config) {
+	n := m.start(nodeSpec{role: role.Ingress, name: "adm", loc: "US", edit: func(c *config.Config) {
 		c.Admin.Token = "adm-token"
 		c.Admin.Listen = adminAddr
 	}})
@@ -479,10 +480,10 @@ func TestAdminSurface(t *testing.T) {
 	}
 	var out, errOut bytes.Buffer
 	members := []string{"members", "-addr", "http://" + adminAddr}
-	if err := cli.Run(context.Background(), config.RoleIngress, members, &out, &errOut, nil); err == nil {
+	if err := cli.Run(context.Background(), role.Ingress, members, &out, &errOut, nil); err == nil {
 		t.Error("members without the admin token succeeded")
 	}
-	if err := cli.Run(context.Background(), config.RoleIngress, append(members, "-token", "adm-token"), &out, &errOut, nil); err != nil || !strings.Contains(out.String(), "adm") {
+	if err := cli.Run(context.Background(), role.Ingress, append(members, "-token", "adm-token"), &out, &errOut, nil); err != nil || !strings.Contains(out.String(), "adm") {
 		t.Errorf("members -token: %v\n%s", err, out.String())
 	}
 }
@@ -491,7 +492,7 @@ func TestAdminSurface(t *testing.T) {
 // a quick 503 with Retry-After.
 func TestLimits(t *testing.T) {
 	m := newMesh(t)
-	n := m.start(nodeSpec{role: config.RoleIngress, name: "lim", loc: "US", edit: func(c *config.Config) {
+	n := m.start(nodeSpec{role: role.Ingress, name: "lim", loc: "US", edit: func(c *config.Config) {
 		c.HTTP.MaxInFlight = 1
 		c.HTTP.MaxHeaderBytes = 4 << 10
 	}})
@@ -539,10 +540,10 @@ func TestGossipWithWrongKey(t *testing.T) {
 			c.Gossip.Key = config.Secret(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{b}, 32)))
 		}
 	}
-	a := m.start(nodeSpec{role: config.RoleIngress, name: "key-a", loc: "US", edit: key(1)})
-	b := m.start(nodeSpec{role: config.RoleEgress, name: "key-b", loc: "US", hint: "wnam", edit: key(1)})
-	m.start(nodeSpec{role: config.RoleEgress, name: "key-x", loc: "US", hint: "wnam", edit: key(2)})
-	m.start(nodeSpec{role: config.RoleEgress, name: "key-none", loc: "US", hint: "wnam"})
+	a := m.start(nodeSpec{role: role.Ingress, name: "key-a", loc: "US", edit: key(1)})
+	b := m.start(nodeSpec{role: role.Egress, name: "key-b", loc: "US", hint: "wnam", edit: key(1)})
+	m.start(nodeSpec{role: role.Egress, name: "key-x", loc: "US", hint: "wnam", edit: key(2)})
+	m.start(nodeSpec{role: role.Egress, name: "key-none", loc: "US", hint: "wnam"})
 	m.waitMembers(a, "key-b")
 	// Give the intruders several rejoin rounds (rejoin_interval is 1 s here).
 	deadline := time.Now().Add(2500 * time.Millisecond)
@@ -561,7 +562,7 @@ func TestGossipWithWrongKey(t *testing.T) {
 // is cut off after http.read_header_timeout.
 func TestSlowHeaders(t *testing.T) {
 	m := newMesh(t)
-	n := m.start(nodeSpec{role: config.RoleIngress, name: "slow", loc: "US", edit: func(c *config.Config) {
+	n := m.start(nodeSpec{role: role.Ingress, name: "slow", loc: "US", edit: func(c *config.Config) {
 		c.HTTP.ReadHeaderTimeout = 300 * time.Millisecond
 	}})
 	c, err := net.Dial("tcp", n.HTTPAddr())

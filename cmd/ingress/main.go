@@ -5,7 +5,7 @@ import (
 	"os"
 
 	"github.com/llmesh/llmesh/pkg/cli"
-	"github.com/llmesh/llmesh/pkg/config"
+	"github.com/llmesh/llmesh/pkg/role"
 )
 
-func main() { os.Exit(cli.Main(config.RoleIngress)) }
+func main() { os.Exit(cli.Main(role.Ingress)) }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/llmesh/llmesh/pkg/meshtls"
+	"github.com/llmesh/llmesh/pkg/role"
 	"github.com/llmesh/llmesh/pkg/routing"
 )
 
@@ -107,7 +108,7 @@ func certsIssue(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	dir := fs.String("dir", "", "`directory` holding ca.pem and ca-key.pem; NAME.pem and NAME-key.pem are written there")
 	name := fs.String("name", "", "node `name` (node.name in its config)")
-	role := fs.String("role", "", "node `role`: ingress or egress")
+	roleFlag := fs.String("role", "", "node `role`: ingress or egress")
 	hint := fs.String("hint", "", "node `hint` (node.hint in its config); required for an egress")
 	hosts := fs.String("host", "", "comma-separated DNS names or IPs to add as SANs (optional: peers check the llmesh identity, not the host)")
 	days := fs.Int("days", 365, "validity in `days` (at most the CA's)")
@@ -120,14 +121,15 @@ func certsIssue(args []string, stdout, stderr io.Writer) error {
 	if *hint == meshtls.NoHint {
 		*hint = ""
 	}
-	id := meshtls.Identity{Role: *role, Hint: *hint, Name: *name}
+	nodeRole := role.Role(*roleFlag)
+	id := meshtls.Identity{Role: nodeRole, Hint: *hint, Name: *name}
 	var problem string
 	switch {
 	case *dir == "":
 		problem = "-dir is required"
 	case *days <= 0:
 		problem = "-days must be positive"
-	case *role == meshtls.RoleEgress && *hint == "":
+	case nodeRole == role.Egress && *hint == "":
 		problem = "-hint is required for an egress: ingress nodes check it against gossip"
 	case *hint != "" && !routing.ValidHint(*hint):
 		// No node could use it: node.hint takes only these.

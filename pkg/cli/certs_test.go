@@ -12,16 +12,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/llmesh/llmesh/pkg/config"
 	"github.com/llmesh/llmesh/pkg/meshtls"
+	"github.com/llmesh/llmesh/pkg/role"
 )
 
-var egressID = meshtls.Identity{Role: meshtls.RoleEgress, Hint: "wnam", Name: "wnam-1"}
+var egressID = meshtls.Identity{Role: role.Egress, Hint: "wnam", Name: "wnam-1"}
 
 // runCerts runs `ingress certs args...` in process.
 func runCerts(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
-	return run(t, config.RoleIngress, append([]string{"certs"}, args...)...)
+	return run(t, role.Ingress, append([]string{"certs"}, args...)...)
 }
 
 // handshake runs a TLS handshake over a pipe and returns the error of the
@@ -109,10 +109,10 @@ func TestCerts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := ingress.Identity(); got != (meshtls.Identity{Role: meshtls.RoleIngress, Name: "hk-1"}) {
+	if got := ingress.Identity(); got != (meshtls.Identity{Role: role.Ingress, Name: "hk-1"}) {
 		t.Errorf("ingress identity %v", got)
 	}
-	if err := handshake(egress.ServerConfig(meshtls.RoleIngress), ingress.ClientConfig(egressID)); err != nil {
+	if err := handshake(egress.ServerConfig(role.Ingress), ingress.ClientConfig(egressID)); err != nil {
 		t.Fatalf("handshake with issued certificates: %v", err)
 	}
 

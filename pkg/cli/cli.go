@@ -23,6 +23,7 @@ import (
 
 	"github.com/llmesh/llmesh/pkg/config"
 	"github.com/llmesh/llmesh/pkg/node"
+	"github.com/llmesh/llmesh/pkg/role"
 	"github.com/llmesh/llmesh/pkg/version"
 )
 
@@ -33,23 +34,23 @@ var ErrUsage = errors.New("usage")
 // `ROLE members -addr URL [-json]`. It returns when ctx ends (after a
 // graceful drain) or the node fails. A running node re-reads its tunnel
 // certificates on each value from reload (nil: never).
-func Run(ctx context.Context, role config.Role, args []string, stdout, stderr io.Writer, reload <-chan struct{}) error {
+func Run(ctx context.Context, r role.Role, args []string, stdout, stderr io.Writer, reload <-chan struct{}) error {
 	if len(args) > 0 {
 		switch args[0] {
 		case "members":
-			return runMembers(ctx, string(role), args[1:], stdout, stderr)
+			return runMembers(ctx, string(r), args[1:], stdout, stderr)
 		case "keygen":
-			return keygen(string(role), args[1:], stdout, stderr)
+			return keygen(string(r), args[1:], stdout, stderr)
 		case "certs":
 			return certs(args[1:], stdout, stderr)
 		}
 	}
-	fs := flag.NewFlagSet(string(role), flag.ContinueOnError)
+	fs := flag.NewFlagSet(string(r), flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	// The defaults make a working ingress; an egress has no default hint
 	// nor a secured tunnel, so it cannot run without a file.
 	configHelp, configUsage := "YAML config `file` (default: built-in defaults)", "[-config FILE]"
-	if role == config.RoleEgress {
+	if r == role.Egress {
 		configHelp, configUsage = "YAML config `file` (required: an egress needs node.hint and tunnel.tls, tunnel.token or tunnel.insecure)", "-config FILE"
 	}
 	cfgPath := fs.String("config", "", configHelp)
@@ -59,7 +60,7 @@ func Run(ctx context.Context, role config.Role, args []string, stdout, stderr io
 			"       %[1]s members -addr URL [-json] [-token T]   who is in the mesh, as the node at URL sees it\n"+
 			"       %[1]s keygen                      print a new gossip key\n"+
 			"       %[1]s certs init|issue ...         create a mesh CA and node certificates\n"+
-			"       %[1]s -version\n", role, configUsage)
+			"       %[1]s -version\n", r, configUsage)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -69,20 +70,20 @@ func Run(ctx context.Context, role config.Role, args []string, stdout, stderr io
 		return ErrUsage
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "%s: unknown command %s\n", role, strconv.Quote(fs.Arg(0)))
+		fmt.Fprintf(stderr, "%s: unknown command %s\n", r, strconv.Quote(fs.Arg(0)))
 		fs.Usage()
 		return ErrUsage
 	}
 	if *showVersion {
-		fmt.Fprintf(stdout, "%s %s\n", role, version.Version)
+		fmt.Fprintf(stdout, "%s %s\n", r, version.Version)
 		return nil
 	}
-	if *cfgPath == "" && role == config.RoleEgress {
-		fmt.Fprintf(stderr, "%s: -config is required: an egress needs node.hint and a secured tunnel, which have no defaults\n", role)
+	if *cfgPath == "" && r == role.Egress {
+		fmt.Fprintf(stderr, "%s: -config is required: an egress needs node.hint and a secured tunnel, which have no defaults\n", r)
 		fs.Usage()
 		return ErrUsage
 	}
-	cfg, err := config.Load(*cfgPath, role)
+	cfg, err := config.Load(*cfgPath, r)
 	if err != nil {
 		return err
 	}

@@ -14,10 +14,11 @@ import (
 
 	"github.com/llmesh/llmesh/pkg/config"
 	"github.com/llmesh/llmesh/pkg/node"
+	"github.com/llmesh/llmesh/pkg/role"
 )
 
 // run calls Run in process and returns what it printed.
-func run(t *testing.T, role config.Role, args ...string) (stdout, stderr string, err error) {
+func run(t *testing.T, role role.Role, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	err = Run(context.Background(), role, args, &out, &errOut, nil)
@@ -25,7 +26,7 @@ func run(t *testing.T, role config.Role, args ...string) (stdout, stderr string,
 }
 
 func TestHelpSaysWhatIsRequired(t *testing.T) {
-	_, stderr, err := run(t, config.RoleEgress, "-h")
+	_, stderr, err := run(t, role.Egress, "-h")
 	if err != nil {
 		t.Fatalf("-h: %v", err)
 	}
@@ -33,13 +34,13 @@ func TestHelpSaysWhatIsRequired(t *testing.T) {
 		strings.Contains(stderr, "built-in defaults") || strings.Contains(stderr, "[-config FILE]") {
 		t.Errorf("egress -h does not say -config is required:\n%s", stderr)
 	}
-	_, stderr, _ = run(t, config.RoleIngress, "-h")
+	_, stderr, _ = run(t, role.Ingress, "-h")
 	if !strings.Contains(stderr, "usage: ingress [-config FILE]\n") || !strings.Contains(stderr, "default: built-in defaults") {
 		t.Errorf("ingress -h:\n%s", stderr)
 	}
 
 	// And the egress does what its help says.
-	_, stderr, err = run(t, config.RoleEgress)
+	_, stderr, err = run(t, role.Egress)
 	if !errors.Is(err, ErrUsage) || !strings.Contains(stderr, "egress: -config is required") {
 		t.Errorf("egress without -config: %v\n%s", err, stderr)
 	}
@@ -47,16 +48,16 @@ func TestHelpSaysWhatIsRequired(t *testing.T) {
 
 func TestKeygen(t *testing.T) {
 	for _, args := range [][]string{{"keygen", "-h"}, {"keygen", "-help"}, {"keygen", "--help"}} {
-		stdout, stderr, err := run(t, config.RoleIngress, args...)
+		stdout, stderr, err := run(t, role.Ingress, args...)
 		if err != nil || stdout != "" || !strings.Contains(stderr, "usage: ingress keygen") {
 			t.Errorf("%v: err %v, stdout %q (must be empty), stderr %q", args, err, stdout, stderr)
 		}
 	}
-	stdout, stderr, err := run(t, config.RoleIngress, "keygen", "extra")
+	stdout, stderr, err := run(t, role.Ingress, "keygen", "extra")
 	if !errors.Is(err, ErrUsage) || stdout != "" || !strings.Contains(stderr, `unexpected argument "extra"`) {
 		t.Errorf("keygen extra: err %v, stdout %q, stderr %q", err, stdout, stderr)
 	}
-	stdout, _, err = run(t, config.RoleEgress, "keygen")
+	stdout, _, err = run(t, role.Egress, "keygen")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +69,7 @@ func TestKeygen(t *testing.T) {
 
 func TestUnknownCommand(t *testing.T) {
 	for _, args := range [][]string{{"bogus"}, {"-config", "x.yaml", "bogus"}, {"\x1b[2Jevil"}} {
-		_, stderr, err := run(t, config.RoleIngress, args...)
+		_, stderr, err := run(t, role.Ingress, args...)
 		if !errors.Is(err, ErrUsage) {
 			t.Errorf("%q: err %v, want ErrUsage", args, err)
 		}
@@ -110,7 +111,7 @@ func TestMembersErrorsSayWhatToDo(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Setenv("LLMESH_ADMIN_TOKEN", "")
 			url := serveMembers(t, tt.status, `{}`)
-			_, _, err := run(t, config.RoleIngress, append([]string{"members", "-addr", url}, tt.args...)...)
+			_, _, err := run(t, role.Ingress, append([]string{"members", "-addr", url}, tt.args...)...)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("err = %v, want it to say %q", err, tt.want)
 			}
@@ -135,7 +136,7 @@ func TestMembersEscapesWhatGossipSays(t *testing.T) {
 	body, _ := json.Marshal(node.MembersResponse{Members: members})
 	url := serveMembers(t, 200, string(body))
 
-	table, _, err := run(t, config.RoleIngress, "members", "-addr", url)
+	table, _, err := run(t, role.Ingress, "members", "-addr", url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +160,7 @@ func TestMembersEscapesWhatGossipSays(t *testing.T) {
 		}
 	}
 
-	js, _, err := run(t, config.RoleIngress, "members", "-addr", url, "-json")
+	js, _, err := run(t, role.Ingress, "members", "-addr", url, "-json")
 	if err != nil {
 		t.Fatal(err)
 	}

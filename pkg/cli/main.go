@@ -8,25 +8,25 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/llmesh/llmesh/pkg/config"
+	"github.com/llmesh/llmesh/pkg/role"
 )
 
 // Main runs role with the process's arguments and signals and returns the
 // exit code: SIGINT or SIGTERM drains the node and exits 0; SIGHUP re-reads
 // the tunnel certificates.
-func Main(role config.Role) int {
+func Main(r role.Role) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	reload, stopReload := notifyReload()
 	defer stopReload()
-	err := Run(ctx, role, os.Args[1:], os.Stdout, os.Stderr, reload)
+	err := Run(ctx, r, os.Args[1:], os.Stdout, os.Stderr, reload)
 	switch {
 	case err == nil:
 		return 0
 	case errors.Is(err, ErrUsage):
 		return 2
 	}
-	fmt.Fprintf(os.Stderr, "%s: %v\n", role, err)
+	fmt.Fprintf(os.Stderr, "%s: %v\n", r, err)
 	return 1
 }
 

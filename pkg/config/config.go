@@ -17,15 +17,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/llmesh/llmesh/pkg/role"
 	"github.com/llmesh/llmesh/pkg/routing"
-)
-
-// Role is what a node does in the mesh.
-type Role string
-
-const (
-	RoleIngress Role = "ingress"
-	RoleEgress  Role = "egress"
 )
 
 // Hints are the Cloudflare-style location hints, in this order.
@@ -38,7 +31,7 @@ func ValidHint(h string) bool { return routing.ValidHint(h) }
 // defaults. Validate checks and normalises it without reading any file;
 // Runtime turns it into what a node runs with.
 type Config struct {
-	Role         Role                `yaml:"-"`
+	Role         role.Role           `yaml:"-"`
 	File         string              `yaml:"-"` // path it was loaded from ("" for defaults)
 	Node         Node                `yaml:"node"`
 	HTTP         HTTP                `yaml:"http"`
@@ -249,10 +242,10 @@ func BuiltinProviders() map[string]Provider {
 // tunnel. Fields derived from other fields (tunnel.advertise, providers'
 // max_body_bytes) are left for Validate, so that changing HTTP.MaxBodyBytes
 // or Tunnel.Listen before validating carries through.
-func Default(role Role) *Config {
+func Default(r role.Role) *Config {
 	c := &Config{
-		Role: role,
-		Node: Node{Name: defaultName(role)},
+		Role: r,
+		Node: Node{Name: defaultName(r)},
 		HTTP: HTTP{
 			Listen:            "127.0.0.1:8080",
 			ReadHeaderTimeout: 10 * time.Second,
@@ -280,7 +273,7 @@ func Default(role Role) *Config {
 		Log:          Log{Level: "info", Format: "text"},
 		DrainTimeout: 30 * time.Second,
 	}
-	if role == RoleEgress {
+	if r == role.Egress {
 		c.HTTP.Listen = "127.0.0.1:8081"
 		c.Tunnel.Listen = "127.0.0.1:9443"
 		c.Gossip.Bind = "127.0.0.1:7947"
@@ -288,47 +281,47 @@ func Default(role Role) *Config {
 	return c
 }
 
-func defaultName(role Role) string {
+func defaultName(r role.Role) string {
 	host, err := os.Hostname()
 	if err != nil || host == "" {
 		host = "llmesh"
 	}
-	return host + "-" + string(role)
+	return host + "-" + string(r)
 }
 
-// Load reads the config file at path over Default(role), or takes
-// Default(role) when path is "", and returns it checked and ready to run
+// Load reads the config file at path over Default(r), or takes
+// Default(r) when path is "", and returns it checked and ready to run
 // (see Runtime). Every problem is reported at once.
-func Load(path string, role Role) (*Runtime, error) {
+func Load(path string, r role.Role) (*Runtime, error) {
 	if path == "" {
-		return Default(role).Runtime()
+		return Default(r).Runtime()
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	return Parse(data, path, role, os.LookupEnv)
+	return Parse(data, path, r, os.LookupEnv)
 }
 
-// Parse is Load from data: it reads a YAML config over Default(role) and
+// Parse is Load from data: it reads a YAML config over Default(r) and
 // returns it checked and ready to run, reading the files it names. file
 // names the source in errors. ${NAME} in values is replaced by
 // lookupEnv(NAME); a nil lookupEnv means an empty environment.
-func Parse(data []byte, file string, role Role, lookupEnv func(string) (string, bool)) (*Runtime, error) {
-	c, err := decode(data, file, role, lookupEnv)
+func Parse(data []byte, file string, r role.Role, lookupEnv func(string) (string, bool)) (*Runtime, error) {
+	c, err := decode(data, file, r, lookupEnv)
 	if err != nil {
 		return nil, err
 	}
 	return c.Runtime()
 }
 
-// decode reads a YAML config over Default(role), unchecked but for its
+// decode reads a YAML config over Default(r), unchecked but for its
 // shape: unknown keys and wrongly typed values are errors.
-func decode(data []byte, file string, role Role, lookupEnv func(string) (string, bool)) (*Config, error) {
+func decode(data []byte, file string, r role.Role, lookupEnv func(string) (string, bool)) (*Config, error) {
 	if lookupEnv == nil {
 		lookupEnv = func(string) (string, bool) { return "", false }
 	}
-	c := Default(role)
+	c := Default(r)
 	c.File = file
 
 	root, err := parseYAML(data, sourceName(file))

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/llmesh/llmesh/pkg/role"
 )
 
 // env returns a lookupEnv over a fixed map.
@@ -18,18 +20,18 @@ func env(vars map[string]string) func(string) (string, bool) {
 	}
 }
 
-func parse(t *testing.T, yml string, role Role) (*Config, error) {
+func parse(t *testing.T, yml string, r role.Role) (*Config, error) {
 	t.Helper()
-	rt, err := Parse([]byte(yml), "cfg.yaml", role, env(nil))
+	rt, err := Parse([]byte(yml), "cfg.yaml", r, env(nil))
 	if err != nil {
 		return nil, err
 	}
 	return &rt.Config, nil
 }
 
-func mustParse(t *testing.T, yml string, role Role) *Config {
+func mustParse(t *testing.T, yml string, r role.Role) *Config {
 	t.Helper()
-	c, err := parse(t, yml, role)
+	c, err := parse(t, yml, r)
 	if err != nil {
 		t.Fatalf("Parse:\n%s\nerror: %v", yml, err)
 	}
@@ -42,11 +44,11 @@ func TestDefault(t *testing.T) {
 		t.Skip("no hostname")
 	}
 	tests := []struct {
-		role                                 Role
+		role                                 role.Role
 		httpListen, tunnelListen, gossipBind string
 	}{
-		{RoleIngress, "127.0.0.1:8080", "", "127.0.0.1:7946"},
-		{RoleEgress, "127.0.0.1:8081", "127.0.0.1:9443", "127.0.0.1:7947"},
+		{role.Ingress, "127.0.0.1:8080", "", "127.0.0.1:7946"},
+		{role.Egress, "127.0.0.1:8081", "127.0.0.1:9443", "127.0.0.1:7947"},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.role), func(t *testing.T) {
@@ -78,14 +80,14 @@ func TestDefault(t *testing.T) {
 		})
 	}
 
-	c := Default(RoleIngress)
+	c := Default(role.Ingress)
 	if err := c.Validate(); err != nil {
 		t.Fatalf("Default(ingress).Validate: %v", err)
 	}
 	if got := c.Providers["openai"].MaxBodyBytes; got != 32<<20 {
 		t.Errorf("provider limit after Validate = %d", got)
 	}
-	err = Default(RoleEgress).Validate()
+	err = Default(role.Egress).Validate()
 	for _, want := range []string{"defaults: node.hint: required", "defaults: tunnel: an egress needs"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Default(egress).Validate() = %v, want %q", err, want)
@@ -111,11 +113,11 @@ func TestBuiltinProviders(t *testing.T) {
 }
 
 func TestLoad(t *testing.T) {
-	c, err := Load("", RoleIngress)
+	c, err := Load("", role.Ingress)
 	if err != nil || c.File != "" || c.Providers["gemini"].MaxBodyBytes != 32<<20 {
 		t.Fatalf("Load(\"\") = %+v, %v", c, err)
 	}
-	if _, err := Load("", RoleEgress); err == nil {
+	if _, err := Load("", role.Egress); err == nil {
 		t.Fatal("Load(\"\", egress) accepted an egress without hint or tunnel security")
 	}
 
@@ -124,7 +126,7 @@ func TestLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("LLMESH_TEST_TOKEN", "s3cret-token")
-	c, err = Load(path, RoleIngress)
+	c, err = Load(path, role.Ingress)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +134,7 @@ func TestLoad(t *testing.T) {
 		t.Errorf("Load = %+v", c)
 	}
 
-	if _, err := Load(filepath.Join(t.TempDir(), "missing.yaml"), RoleIngress); !errors.Is(err, os.ErrNotExist) {
+	if _, err := Load(filepath.Join(t.TempDir(), "missing.yaml"), role.Ingress); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Load(missing) = %v, want ErrNotExist", err)
 	}
 }
@@ -142,13 +144,13 @@ func TestDesignExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, role := range []Role{RoleIngress, RoleEgress} {
-		t.Run(string(role), func(t *testing.T) {
-			c, err := Parse(data, "design.yaml", role, env(map[string]string{"LLMESH_TUNNEL_TOKEN": "tok-123"}))
+	for _, r := range []role.Role{role.Ingress, role.Egress} {
+		t.Run(string(r), func(t *testing.T) {
+			c, err := Parse(data, "design.yaml", r, env(map[string]string{"LLMESH_TUNNEL_TOKEN": "tok-123"}))
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := Default(role)
+			want := Default(r)
 			want.File = "design.yaml"
 			want.Node = Node{Name: "hk-1", Loc: "HK", Colo: "HKG", Hint: "apac"}
 			want.HTTP.Listen = "127.0.0.1:8080"
@@ -188,7 +190,7 @@ func TestDurations(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.yml, func(t *testing.T) {
-			if got := tt.get(mustParse(t, tt.yml, RoleIngress)); got != tt.want {
+			if got := tt.get(mustParse(t, tt.yml, role.Ingress)); got != tt.want {
 				t.Errorf("got %v, want %v", got, tt.want)
 			}
 		})
@@ -205,7 +207,7 @@ providers:
   openrouter:
   local: {base_url: "http://127.0.0.1:11434/v1/"}
   claude-proxy: {base_url: "https://proxy.example/anthropic", style: anthropic}
-`, RoleIngress)
+`, role.Ingress)
 	want := map[string]Provider{
 		"openai":       {BaseURL: "http://127.0.0.1:9", Style: "openai", MaxBodyBytes: 1000},
 		"anthropic":    {BaseURL: "https://api.anthropic.com", Style: "anthropic", MaxBodyBytes: 50},
@@ -219,11 +221,11 @@ providers:
 	}
 
 	// "providers:" with nothing under it keeps the built-ins.
-	if c := mustParse(t, "providers:\n", RoleIngress); len(c.Providers) != 4 {
+	if c := mustParse(t, "providers:\n", role.Ingress); len(c.Providers) != 4 {
 		t.Errorf("providers: null gave %v", c.Providers)
 	}
 	// A new provider with no base_url is an error, not a silent empty route.
-	if _, err := parse(t, "providers: {mine: {}}", RoleIngress); err == nil ||
+	if _, err := parse(t, "providers: {mine: {}}", role.Ingress); err == nil ||
 		!strings.Contains(err.Error(), "cfg.yaml: providers.mine.base_url: required") {
 		t.Errorf("provider without base_url: %v", err)
 	}
@@ -231,7 +233,7 @@ providers:
 
 func TestEmptyAndOddFiles(t *testing.T) {
 	for _, yml := range []string{"", "# only a comment\n", "---\n", "~\n", "node:\nhttp:\n"} {
-		c, err := parse(t, yml, RoleIngress)
+		c, err := parse(t, yml, role.Ingress)
 		if err != nil {
 			t.Errorf("Parse(%q): %v", yml, err)
 			continue
@@ -250,7 +252,7 @@ providers:
     <<: *p
     base_url: https://b.example
   c: *p
-`, RoleIngress)
+`, role.Ingress)
 	want := map[string]Provider{
 		"a": {BaseURL: "https://a.example", Style: "anthropic", MaxBodyBytes: 7},
 		"b": {BaseURL: "https://b.example", Style: "anthropic", MaxBodyBytes: 7},
@@ -261,11 +263,11 @@ providers:
 			t.Errorf("providers.%s = %+v, want %+v", name, c.Providers[name], p)
 		}
 	}
-	_, err := parse(t, "providers:\n  a: &p {base_url: https://a.example}\n  b:\n    <<: *p\n    bogus: 1\n", RoleIngress)
+	_, err := parse(t, "providers:\n  a: &p {base_url: https://a.example}\n  b:\n    <<: *p\n    bogus: 1\n", role.Ingress)
 	if err == nil || err.Error() != "cfg.yaml:5: providers.b: unknown key (not repeated: here it could be a secret); known keys are base_url, style, max_body_bytes, api_key, api_key_file, managed_key, organization, project, disabled" {
 		t.Errorf("unknown key beside a merge: %v", err)
 	}
-	_, err = parse(t, "node: &n\n  name: x\n  colour: red\nhttp: *n\n", RoleIngress)
+	_, err = parse(t, "node: &n\n  name: x\n  colour: red\nhttp: *n\n", role.Ingress)
 	if err == nil || !strings.Contains(err.Error(), "cfg.yaml:3: node.colour: unknown key") ||
 		!strings.Contains(err.Error(), "cfg.yaml:2: http.name: unknown key") {
 		t.Errorf("alias checked against its new place: %v", err)
@@ -274,7 +276,7 @@ providers:
 
 func TestSlogLevel(t *testing.T) {
 	for level, want := range map[string]string{"debug": "DEBUG", "info": "INFO", "warn": "WARN", "error": "ERROR", "DEBUG": "DEBUG"} {
-		c := mustParse(t, "log: {level: "+level+"}", RoleIngress)
+		c := mustParse(t, "log: {level: "+level+"}", role.Ingress)
 		if got := c.SlogLevel().String(); got != want {
 			t.Errorf("level %s: SlogLevel() = %s, want %s", level, got, want)
 		}
@@ -286,7 +288,7 @@ func TestNormalise(t *testing.T) {
 node: {loc: hk, colo: hkg, hint: APAC}
 routing: {rules: [{locs: [cn, Mo], hint: WNAM}], fallback: Direct}
 log: {level: DEBUG, format: JSON}
-`, RoleIngress)
+`, role.Ingress)
 	if c.Node != (Node{Name: c.Node.Name, Loc: "HK", Colo: "HKG", Hint: "apac"}) {
 		t.Errorf("Node = %+v", c.Node)
 	}
@@ -297,7 +299,7 @@ log: {level: DEBUG, format: JSON}
 		t.Errorf("Log = %+v", c.Log)
 	}
 	// The Norway problem: NO stays a country code in a string field.
-	if c := mustParse(t, "node: {loc: NO}\nrouting: {rules: [{locs: [NO, no], hint: weur}]}", RoleIngress); c.Node.Loc != "NO" {
+	if c := mustParse(t, "node: {loc: NO}\nrouting: {rules: [{locs: [NO, no], hint: weur}]}", role.Ingress); c.Node.Loc != "NO" {
 		t.Errorf("loc NO = %q", c.Node.Loc)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/llmesh/llmesh/pkg/role"
 )
 
 // FuzzParse: any input either fails with an error or yields a config that
@@ -34,7 +36,7 @@ func FuzzParse(f *testing.F) {
 		return "", false
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := Parse(data, "fuzz.yaml", RoleIngress, env)
+		c, err := Parse(data, "fuzz.yaml", role.Ingress, env)
 		if err != nil {
 			if strings.Contains(err.Error(), secret) {
 				t.Fatalf("error shows the secret: %v", err)

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/llmesh/llmesh/pkg/role"
 )
 
 func TestEnvExpansion(t *testing.T) {
@@ -20,32 +22,32 @@ func TestEnvExpansion(t *testing.T) {
 	tests := []struct {
 		name  string
 		yml   string
-		role  Role
+		role  role.Role
 		check func(*Config) bool
 	}{
-		{"whole value", "tunnel:\n  token: ${TOKEN}\n", RoleIngress,
+		{"whole value", "tunnel:\n  token: ${TOKEN}\n", role.Ingress,
 			func(c *Config) bool { return c.Tunnel.Token.Reveal() == "tok-1" }},
-		{"several in one value", "http: {listen: \"${HOST}:${PORT}\"}", RoleIngress,
+		{"several in one value", "http: {listen: \"${HOST}:${PORT}\"}", role.Ingress,
 			func(c *Config) bool { return c.HTTP.Listen == "127.0.0.2:9000" }},
-		{"inside text", "gossip:\n  label: llmesh-${LABEL}-eu\n", RoleIngress,
+		{"inside text", "gossip:\n  label: llmesh-${LABEL}-eu\n", role.Ingress,
 			func(c *Config) bool { return c.Gossip.Label == "llmesh-prod-eu" }},
-		{"bool from plain scalar", "node: {hint: wnam}\ntunnel:\n  insecure: ${TRUE}\n", RoleEgress,
+		{"bool from plain scalar", "node: {hint: wnam}\ntunnel:\n  insecure: ${TRUE}\n", role.Egress,
 			func(c *Config) bool { return c.Tunnel.Insecure }},
-		{"int from plain scalar", "node: {hint: wnam}\ntunnel:\n  insecure: true\n  max_streams: ${N}\n", RoleEgress,
+		{"int from plain scalar", "node: {hint: wnam}\ntunnel:\n  insecure: true\n  max_streams: ${N}\n", role.Egress,
 			func(c *Config) bool { return c.Tunnel.MaxStreams == 64 }},
-		{"in a list", "gossip: {join: [\"${HOST}:7946\", x.example:1]}", RoleIngress,
+		{"in a list", "gossip: {join: [\"${HOST}:7946\", x.example:1]}", role.Ingress,
 			func(c *Config) bool { return c.Gossip.Join[0] == "127.0.0.2:7946" && c.Gossip.Join[1] == "x.example:1" }},
-		{"set but empty", "tunnel:\n  advertise: ${EMPTY}\n  token: ${EMPTY}\n", RoleIngress,
+		{"set but empty", "tunnel:\n  advertise: ${EMPTY}\n  token: ${EMPTY}\n", role.Ingress,
 			func(c *Config) bool { return c.Tunnel.Token == "" }},
-		{"value not expanded again", "gossip:\n  label: ${NESTED}\n", RoleIngress,
+		{"value not expanded again", "gossip:\n  label: ${NESTED}\n", role.Ingress,
 			func(c *Config) bool { return c.Gossip.Label == "${TOKEN}" }},
-		{"other dollars untouched", `gossip: {label: "$$a$HOME$ {x}$"}`, RoleIngress,
+		{"other dollars untouched", `gossip: {label: "$$a$HOME$ {x}$"}`, role.Ingress,
 			func(c *Config) bool { return c.Gossip.Label == "$$a$HOME$ {x}$" }},
-		{"unclosed brace untouched", `gossip: {label: "a${b"}`, RoleIngress,
+		{"unclosed brace untouched", `gossip: {label: "a${b"}`, role.Ingress,
 			func(c *Config) bool { return c.Gossip.Label == "a${b" }},
-		{"comments not expanded", "node: {colo: x1} # ${UNSET}", RoleIngress,
+		{"comments not expanded", "node: {colo: x1} # ${UNSET}", role.Ingress,
 			func(c *Config) bool { return c.Node.Colo == "X1" }},
-		{"alias expanded once", "tunnel: {token: &t \"${NESTED}\"}\ngossip: {label: *t}", RoleIngress,
+		{"alias expanded once", "tunnel: {token: &t \"${NESTED}\"}\ngossip: {label: *t}", role.Ingress,
 			func(c *Config) bool { return c.Tunnel.Token.Reveal() == "${TOKEN}" && c.Gossip.Label == "${TOKEN}" }},
 	}
 	for _, tt := range tests {
@@ -85,7 +87,7 @@ func TestEnvExpansionErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse([]byte(tt.yml), "node.yaml", RoleIngress, env(vars))
+			_, err := Parse([]byte(tt.yml), "node.yaml", role.Ingress, env(vars))
 			if err == nil {
 				t.Fatalf("Parse(%q) succeeded", tt.yml)
 			}
@@ -157,7 +159,7 @@ func TestSchemaErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := parse(t, tt.yml, RoleIngress)
+			_, err := parse(t, tt.yml, role.Ingress)
 			if err == nil {
 				t.Fatalf("Parse(%q) succeeded", tt.yml)
 			}

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/llmesh/llmesh/pkg/role"
 )
 
 // TestValidateReadsNoFile: Validate checks values only. The files a config
@@ -19,7 +21,7 @@ func TestValidateReadsNoFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	missing := filepath.Join(dir, "missing")
-	c := Default(RoleIngress)
+	c := Default(role.Ingress)
 	c.Auth.AccessKeys = []AccessKey{{Key: "ak-1"}}
 	c.Providers["openai"] = Provider{APIKeyFile: missing}
 	c.Providers["anthropic"] = Provider{APIKeyFile: keyFile}
@@ -73,7 +75,7 @@ func TestKeyFileErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := parse(t, "auth: {access_keys: [ak-1]}\nproviders: {openai: {api_key_file: "+tt.path+"}}", RoleIngress)
+			_, err := parse(t, "auth: {access_keys: [ak-1]}\nproviders: {openai: {api_key_file: "+tt.path+"}}", role.Ingress)
 			want := "cfg.yaml: providers.openai.api_key_file: " + strings.ReplaceAll(tt.want, "%q", `"`+tt.path+`"`)
 			if !slices.Contains(errorLines(err), want) {
 				t.Errorf("error =\n%v\nwant the line\n%s", err, want)
@@ -97,7 +99,7 @@ providers:
   openai: {api_key: sk-1, organization: org-1}
   gemini: {disabled: true}
   local: {base_url: "http://127.0.0.1:11434/v1/a%2Fb/"}
-`), "cfg.yaml", RoleIngress, nil)
+`), "cfg.yaml", role.Ingress, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,11 +126,11 @@ providers:
 	}
 
 	// Only the keys: the first is the primary.
-	rt, err = Parse([]byte("gossip: {keys: ["+b64(k2)+", "+b64(k1)+"]}"), "cfg.yaml", RoleIngress, nil)
+	rt, err = Parse([]byte("gossip: {keys: ["+b64(k2)+", "+b64(k1)+"]}"), "cfg.yaml", role.Ingress, nil)
 	if err != nil || !reflect.DeepEqual(rt.Keyring, Keyring{k2, k1}) {
 		t.Errorf("keys only: %v, %v", rt, err)
 	}
-	if rt, err := Load("", RoleIngress); err != nil || len(rt.Keyring) != 0 {
+	if rt, err := Load("", role.Ingress); err != nil || len(rt.Keyring) != 0 {
 		t.Errorf("no gossip key: keyring %d keys, %v", len(rt.Keyring), err)
 	}
 }
@@ -136,7 +138,7 @@ providers:
 // TestRuntimeReportsAllAtOnce: problems with values and with files come
 // together, as they did when Validate read the files.
 func TestRuntimeReportsAllAtOnce(t *testing.T) {
-	_, err := parse(t, "node: {loc: xyz}\ntunnel: {tls: {cert: /nonexistent/c.pem, key: /nonexistent/k.pem}}\n", RoleIngress)
+	_, err := parse(t, "node: {loc: xyz}\ntunnel: {tls: {cert: /nonexistent/c.pem, key: /nonexistent/k.pem}}\n", role.Ingress)
 	want := []string{
 		`cfg.yaml: node.loc: must be an ISO 3166 alpha-2 code such as HK or US (got "XYZ")`,
 		`cfg.yaml: tunnel.tls: set cert, key and ca together or none of them (missing ca)`,
@@ -211,7 +213,7 @@ func TestProviderOverlayEveryField(t *testing.T) {
 // A built-in provider whose base_url is set to "" (an empty variable, say)
 // keeps its URL, as when the field is left out.
 func TestEmptyBuiltinBaseURL(t *testing.T) {
-	c, err := Parse([]byte("providers: {openai: {base_url: \"${EMPTY}\"}}"), "cfg.yaml", RoleIngress, env(map[string]string{"EMPTY": ""}))
+	c, err := Parse([]byte("providers: {openai: {base_url: \"${EMPTY}\"}}"), "cfg.yaml", role.Ingress, env(map[string]string{"EMPTY": ""}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/llmesh/llmesh/pkg/role"
 )
 
 const (
@@ -21,7 +23,7 @@ const (
 
 func secretConfig(t *testing.T) *Config {
 	t.Helper()
-	c, err := Parse([]byte("node: {hint: wnam}\ntunnel:\n  token: ${T}\ngossip:\n  key: ${K}\n"), "cfg.yaml", RoleEgress,
+	c, err := Parse([]byte("node: {hint: wnam}\ntunnel:\n  token: ${T}\ngossip:\n  key: ${K}\n"), "cfg.yaml", role.Egress,
 		env(map[string]string{"T": tokenValue, "K": keyValue}))
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +95,7 @@ func TestRuntimeNeverPrints(t *testing.T) {
 		t.Fatal(err)
 	}
 	rt, err := Parse([]byte("node: {hint: wnam}\ntunnel: {token: \"${T}\"}\ngossip: {key: \"${K}\"}\nproviders: {openai: {api_key_file: "+keyFile+"}}\n"),
-		"cfg.yaml", RoleEgress, env(map[string]string{"T": tokenValue, "K": keyValue}))
+		"cfg.yaml", role.Egress, env(map[string]string{"T": tokenValue, "K": keyValue}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +182,7 @@ func TestSecretNotInErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse([]byte(tt.yml), "cfg.yaml", RoleIngress, env(tt.vars))
+			_, err := Parse([]byte(tt.yml), "cfg.yaml", role.Ingress, env(tt.vars))
 			if err == nil {
 				t.Fatal("accepted")
 			}
@@ -261,27 +263,27 @@ func TestSecretShapesNotInErrors(t *testing.T) {
 		"{" + leak + "}", "{" + leak + ": 1}", "{" + leak + ": x, " + leak + ": y}", "{key: {" + leak + ": 1}}",
 		"{key: [" + leak + "]}", "{" + strings.ToLower(leak) + "}", "{secretvalue}", "{secretvalue: [openai]}",
 	}
-	check := func(role Role, yml string) {
+	check := func(r role.Role, yml string) {
 		t.Helper()
-		_, err := Parse([]byte(yml), "cfg.yaml", role, nil)
+		_, err := Parse([]byte(yml), "cfg.yaml", r, nil)
 		if err == nil {
 			return
 		}
 		for _, bad := range []string{"LEAK", "leak", "secretvalue"} {
 			if strings.Contains(err.Error(), bad) {
-				t.Errorf("%s %s: error shows the secret: %v", role, yml, err)
+				t.Errorf("%s %s: error shows the secret: %v", r, yml, err)
 			}
 		}
 	}
-	for _, role := range []Role{RoleIngress, RoleEgress} {
+	for _, r := range []role.Role{role.Ingress, role.Egress} {
 		for _, path := range secretPaths {
 			for _, v := range values {
-				check(role, nest(path, v))
+				check(r, nest(path, v))
 			}
 		}
 		for _, path := range keyedSections {
 			for _, k := range keys {
-				check(role, nest(path, k))
+				check(r, nest(path, k))
 			}
 		}
 	}
@@ -293,7 +295,7 @@ func TestSecretShapesNotInErrors(t *testing.T) {
 		"auth: team-a-secret\n",
 		"tunnel:\n  team-a-secret:\n",
 	} {
-		_, err := Parse([]byte(yml), "cfg.yaml", RoleIngress, nil)
+		_, err := Parse([]byte(yml), "cfg.yaml", role.Ingress, nil)
 		if err == nil || strings.Contains(err.Error(), "team-a-secret") {
 			t.Errorf("%q: error %v", yml, err)
 		}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/llmesh/llmesh/pkg/role"
 )
 
 var (
@@ -142,8 +144,8 @@ func defaultStyle(name string) string {
 }
 
 func (c *Config) validateRole(p *problems) {
-	if c.Role != RoleIngress && c.Role != RoleEgress {
-		p.add("role", "must be %s or %s (got %q)", RoleIngress, RoleEgress, c.Role)
+	if c.Role != role.Ingress && c.Role != role.Egress {
+		p.add("role", "must be %s or %s (got %q)", role.Ingress, role.Egress, c.Role)
 	}
 }
 
@@ -166,7 +168,7 @@ func (c *Config) validateNode(p *problems) {
 	switch {
 	case n.Hint != "" && !ValidHint(n.Hint):
 		p.add("node.hint", "must be one of %s (got %q)", strings.Join(Hints, ", "), n.Hint)
-	case n.Hint == "" && c.Role == RoleEgress:
+	case n.Hint == "" && c.Role == role.Egress:
 		p.add("node.hint", "required on an egress: ingress nodes pick an egress by its hint (one of %s)", strings.Join(Hints, ", "))
 	}
 }
@@ -199,7 +201,7 @@ func (c *Config) validateHTTP(p *problems) {
 
 func (c *Config) validateTunnel(p *problems) {
 	t := c.Tunnel
-	egress := c.Role == RoleEgress
+	egress := c.Role == role.Egress
 	switch {
 	case t.Listen != "":
 		if msg := checkAddr(t.Listen, false); msg != "" {
@@ -401,7 +403,7 @@ func (c *Config) validateBilling(p *problems, key string, pr Provider) {
 // to anyone who reaches the ingress.
 func (c *Config) validateAuth(p *problems) {
 	c.validateAccessKeys(p)
-	if c.Role == RoleIngress && len(c.Auth.AccessKeys) == 0 {
+	if c.Role == role.Ingress && len(c.Auth.AccessKeys) == 0 {
 		for _, name := range sortedProviderNames(c.Providers) {
 			if pr := c.Providers[name]; pr.Managed() && !pr.Disabled {
 				p.add("providers."+name+".api_key", "the mesh holds this provider's key but auth.access_keys is empty: anyone reaching this ingress could spend it")
@@ -482,7 +484,7 @@ func (c *Config) validateListeners(p *problems) {
 		{"gossip.bind", c.Gossip.Bind},
 		{"admin.listen", c.Admin.Listen},
 	}
-	if c.Role == RoleEgress {
+	if c.Role == role.Egress {
 		addrs = append(addrs, struct{ key, addr string }{"tunnel.listen", c.Tunnel.Listen})
 	}
 	for i, a := range addrs {

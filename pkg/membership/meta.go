@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/llmesh/llmesh/pkg/role"
 	"unicode/utf8"
 
 	"github.com/hashicorp/memberlist"
@@ -11,13 +12,13 @@ import (
 
 // Meta is what a node gossips about itself.
 type Meta struct {
-	Role     string `json:"role"` // "ingress" | "egress"
-	Loc      string `json:"loc"`
-	Colo     string `json:"colo"`
-	Hint     string `json:"hint"`
-	Tunnel   string `json:"tunnel,omitempty"` // egress tunnel address host:port; "" for ingress
-	Version  string `json:"version"`          // software version
-	Draining bool   `json:"draining"`
+	Role     role.Role `json:"role"`
+	Loc      string    `json:"loc"`
+	Colo     string    `json:"colo"`
+	Hint     string    `json:"hint"`
+	Tunnel   string    `json:"tunnel,omitempty"` // egress tunnel address host:port; "" for ingress
+	Version  string    `json:"version"`          // software version
+	Draining bool      `json:"draining"`
 }
 
 var (
@@ -46,7 +47,7 @@ const (
 const metaFields = 6
 
 func (m Meta) fields() [metaFields]string {
-	return [metaFields]string{m.Role, m.Loc, m.Colo, m.Hint, m.Tunnel, m.Version}
+	return [metaFields]string{string(m.Role), m.Loc, m.Colo, m.Hint, m.Tunnel, m.Version}
 }
 
 // Encode returns the gossip encoding of m: a version byte and a compact
@@ -119,7 +120,7 @@ func decodeMeta(b []byte) (m Meta, leaving bool, err error) {
 		rest = rest[n:]
 	}
 	m = Meta{
-		Role:     fields[0],
+		Role:     role.Role(fields[0]),
 		Loc:      fields[1],
 		Colo:     fields[2],
 		Hint:     fields[3],

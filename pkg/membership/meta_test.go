@@ -1,6 +1,8 @@
 package membership
 
 import (
+	"github.com/llmesh/llmesh/pkg/role"
+
 	"bytes"
 	"errors"
 	"strings"
@@ -58,7 +60,7 @@ func TestMetaTooLarge(t *testing.T) {
 	}
 	tests := []Meta{
 		{Version: strings.Repeat("x", 512-2-7+1)},
-		{Role: strings.Repeat("r", 100), Loc: strings.Repeat("l", 100), Colo: strings.Repeat("c", 100),
+		{Role: role.Role(strings.Repeat("r", 100)), Loc: strings.Repeat("l", 100), Colo: strings.Repeat("c", 100),
 			Hint: strings.Repeat("h", 100), Tunnel: strings.Repeat("t", 100), Version: strings.Repeat("v", 100)},
 		{Tunnel: strings.Repeat("t", 1<<20)},
 	}

@@ -1,6 +1,7 @@
 package membership
 
 import (
+	"github.com/llmesh/llmesh/pkg/role"
 	"slices"
 	"sort"
 	"strings"
@@ -39,7 +40,7 @@ func (s *Snapshot) Alive() []Member {
 // decoded have no role and are never returned.
 func (s *Snapshot) Egress(hint string) []Member {
 	return s.filter(func(m Member) bool {
-		return m.State == StateAlive && m.Role == "egress" && !m.Draining &&
+		return m.State == StateAlive && m.Role == role.Egress && !m.Draining &&
 			(hint == "" || m.Hint == hint)
 	})
 }

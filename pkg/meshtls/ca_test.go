@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/llmesh/llmesh/pkg/role"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -86,7 +88,7 @@ func TestIssue(t *testing.T) {
 		id            Identity
 		want          string
 	}{
-		{"invalid identity", ca.certPEM, ca.keyPEM, Identity{Role: RoleEgress, Name: "a/b"}, "only letters"},
+		{"invalid identity", ca.certPEM, ca.keyPEM, Identity{Role: role.Egress, Name: "a/b"}, "only letters"},
 		{"unknown role", ca.certPEM, ca.keyPEM, Identity{Role: "admin", Name: "a"}, "role"},
 		{"key of another CA", ca.certPEM, other.keyPEM, egressID, "does not match"},
 		{"leaf as CA", certPEM, keyPEM, egressID, "not a certificate authority"},

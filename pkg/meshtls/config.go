@@ -1,6 +1,8 @@
 package meshtls
 
 import (
+	"github.com/llmesh/llmesh/pkg/role"
+
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -26,7 +28,7 @@ var (
 // RequireAnyClientCert plus verification in VerifyConnection amounts to
 // RequireAndVerifyClientCert against a pool that Reload can swap. It also
 // runs on resumed sessions, so a ticket cannot outlive a CA change.
-func (s *Store) ServerConfig(allowedRoles ...string) *tls.Config {
+func (s *Store) ServerConfig(allowedRoles ...role.Role) *tls.Config {
 	allowed := slices.Clone(allowedRoles)
 	return &tls.Config{
 		MinVersion: tls.VersionTLS13,
@@ -46,14 +48,14 @@ func (s *Store) ServerConfig(allowedRoles ...string) *tls.Config {
 	}
 }
 
-func (s *Store) verifyClient(chain []*x509.Certificate, allowed []string) error {
+func (s *Store) verifyClient(chain []*x509.Certificate, allowed []role.Role) error {
 	id, err := s.verifyPeer(chain, x509.ExtKeyUsageClientAuth, "client")
 	if err != nil {
 		return err
 	}
 	if !slices.Contains(allowed, id.Role) {
 		return fmt.Errorf("meshtls: client certificate %s has role %s, allowed: %s: %w",
-			id, id.Role, strings.Join(allowed, ", "), ErrRole)
+			id, id.Role, joinRoles(allowed), ErrRole)
 	}
 	return nil
 }
@@ -85,7 +87,7 @@ func (s *Store) ClientConfig(want Identity) *tls.Config {
 }
 
 func (s *Store) verifyServer(chain []*x509.Certificate, want Identity) error {
-	id, err := s.verifyPeer(chain, x509.ExtKeyUsageServerAuth, want.Role)
+	id, err := s.verifyPeer(chain, x509.ExtKeyUsageServerAuth, string(want.Role))
 	if err != nil {
 		return err
 	}
@@ -110,6 +112,14 @@ func (s *Store) verifyPeer(chain []*x509.Certificate, usage x509.ExtKeyUsage, wh
 		return Identity{}, fmt.Errorf("meshtls: %s certificate: %w", what, err)
 	}
 	return id, nil
+}
+
+func joinRoles(rs []role.Role) string {
+	s := make([]string, len(rs))
+	for i, r := range rs {
+		s[i] = string(r)
+	}
+	return strings.Join(s, ", ")
 }
 
 // describe names a certificate that is not trusted yet: its identity if it

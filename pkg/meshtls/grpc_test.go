@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/llmesh/llmesh/internal/wait"
+	"github.com/llmesh/llmesh/pkg/role"
 )
 
 // grpcEgress serves the gRPC health service with the egress's credentials,
@@ -28,7 +29,7 @@ func grpcEgress(t *testing.T, s *Store) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(s.ServerConfig(RoleIngress))))
+	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(s.ServerConfig(role.Ingress))))
 	healthpb.RegisterHealthServer(srv, health.NewServer())
 	done := make(chan struct{})
 	go func() { defer close(done); srv.Serve(ln) }()
@@ -72,7 +73,7 @@ func TestGRPC(t *testing.T) {
 	}
 
 	t.Run("gossip lies about the hint", func(t *testing.T) {
-		liar := Identity{Role: RoleEgress, Hint: "weur", Name: egressID.Name}
+		liar := Identity{Role: role.Egress, Hint: "weur", Name: egressID.Name}
 		_, err := check(t.Context(), grpcDial(t, addr, ingress.ClientConfig(liar)))
 		if status.Code(err) != codes.Unavailable {
 			t.Fatalf("dial with a wrong claim: %v, want Unavailable", err)
@@ -81,7 +82,7 @@ func TestGRPC(t *testing.T) {
 	})
 
 	t.Run("egress role as client", func(t *testing.T) {
-		other, _ := newStore(t, ca, Identity{Role: RoleEgress, Hint: "weur", Name: "weur-1"})
+		other, _ := newStore(t, ca, Identity{Role: role.Egress, Hint: "weur", Name: "weur-1"})
 		_, err := check(t.Context(), grpcDial(t, addr, other.ClientConfig(egressID)))
 		if status.Code(err) != codes.Unavailable {
 			t.Fatalf("egress as client: %v, want Unavailable", err)

@@ -15,11 +15,13 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/llmesh/llmesh/pkg/role"
 )
 
 var (
-	egressID  = Identity{Role: RoleEgress, Hint: "wnam", Name: "wnam-1"}
-	ingressID = Identity{Role: RoleIngress, Hint: "apac", Name: "hk-1"}
+	egressID  = Identity{Role: role.Egress, Hint: "wnam", Name: "wnam-1"}
+	ingressID = Identity{Role: role.Ingress, Hint: "apac", Name: "hk-1"}
 )
 
 // testCA is a CA made by NewCA, with its parsed forms for the internal issue.

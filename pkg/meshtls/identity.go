@@ -6,16 +6,12 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/llmesh/llmesh/pkg/role"
 )
 
 // Scheme is the URI scheme of a node identity.
 const Scheme = "llmesh"
-
-// Roles a node identity can carry.
-const (
-	RoleIngress = "ingress"
-	RoleEgress  = "egress"
-)
 
 // NoHint stands for an empty hint in a URI, which has no empty path
 // segments; `certs issue -hint -` takes it too.
@@ -28,7 +24,7 @@ var ErrIdentity = errors.New("invalid llmesh identity")
 
 // Identity is who a certificate says a node is.
 type Identity struct {
-	Role string // RoleIngress or RoleEgress
+	Role role.Role
 	Hint string // location hint such as "wnam"; "" when the node has none
 	Name string // node name, unique in the mesh
 }
@@ -39,7 +35,7 @@ func (id Identity) URI() *url.URL {
 	if hint == "" {
 		hint = NoHint
 	}
-	return &url.URL{Scheme: Scheme, Host: id.Role, Path: "/" + hint + "/" + id.Name}
+	return &url.URL{Scheme: Scheme, Host: string(id.Role), Path: "/" + hint + "/" + id.Name}
 }
 
 // String returns the URI form, for logs and error messages.
@@ -47,8 +43,8 @@ func (id Identity) String() string { return id.URI().String() }
 
 // Validate reports whether id can be put in a certificate and parsed back.
 func (id Identity) Validate() error {
-	if id.Role != RoleIngress && id.Role != RoleEgress {
-		return fmt.Errorf("%w: role %q is not %s or %s", ErrIdentity, id.Role, RoleIngress, RoleEgress)
+	if !id.Role.Valid() {
+		return fmt.Errorf("%w: role %q is not %s or %s", ErrIdentity, id.Role, role.Ingress, role.Egress)
 	}
 	if id.Hint != "" {
 		if err := checkName("hint", id.Hint); err != nil {
@@ -103,7 +99,7 @@ func ParseIdentity(u *url.URL) (Identity, error) {
 	case NoHint:
 		hint = ""
 	}
-	id := Identity{Role: u.Host, Hint: hint, Name: name}
+	id := Identity{Role: role.Role(u.Host), Hint: hint, Name: name}
 	if err := id.Validate(); err != nil {
 		return Identity{}, err
 	}

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/llmesh/llmesh/pkg/role"
 )
 
 func TestIdentityURI(t *testing.T) {
@@ -15,7 +17,7 @@ func TestIdentityURI(t *testing.T) {
 	}{
 		{egressID, "llmesh://egress/wnam/wnam-1"},
 		{ingressID, "llmesh://ingress/apac/hk-1"},
-		{Identity{Role: RoleIngress, Name: "edge_2.local"}, "llmesh://ingress/-/edge_2.local"},
+		{Identity{Role: role.Ingress, Name: "edge_2.local"}, "llmesh://ingress/-/edge_2.local"},
 	}
 	for _, tt := range tests {
 		if got := tt.id.URI().String(); got != tt.want {
@@ -41,9 +43,9 @@ func TestParseIdentity(t *testing.T) {
 	}{
 		{uri: "llmesh://egress/wnam/wnam-1", want: egressID},
 		{uri: "LLMESH://egress/wnam/wnam-1", want: egressID}, // url.Parse lower-cases schemes
-		{uri: "llmesh://ingress/-/hk-1", want: Identity{Role: RoleIngress, Name: "hk-1"}},
-		{uri: "llmesh://egress/wnam/" + long, want: Identity{Role: RoleEgress, Hint: "wnam", Name: long}},
-		{uri: "llmesh://egress/wnam/A.b_c-9", want: Identity{Role: RoleEgress, Hint: "wnam", Name: "A.b_c-9"}},
+		{uri: "llmesh://ingress/-/hk-1", want: Identity{Role: role.Ingress, Name: "hk-1"}},
+		{uri: "llmesh://egress/wnam/" + long, want: Identity{Role: role.Egress, Hint: "wnam", Name: long}},
+		{uri: "llmesh://egress/wnam/A.b_c-9", want: Identity{Role: role.Egress, Hint: "wnam", Name: "A.b_c-9"}},
 
 		{uri: "https://egress/wnam/wnam-1", err: "scheme"},
 		{uri: "llmesh://relay/wnam/x", err: "role"},
@@ -138,13 +140,13 @@ func TestIdentityOf(t *testing.T) {
 // TestIdentityOfIssued checks the identity survives DER encoding.
 func TestIdentityOfIssued(t *testing.T) {
 	ca := newTestCA(t, "test CA")
-	certPEM, _ := ca.issueValid(t, Identity{Role: RoleIngress, Name: "no-hint"})
+	certPEM, _ := ca.issueValid(t, Identity{Role: role.Ingress, Name: "no-hint"})
 	c, err := ParseCertificate(certPEM)
 	if err != nil {
 		t.Fatal(err)
 	}
 	got, err := IdentityOf(c)
-	if want := (Identity{Role: RoleIngress, Name: "no-hint"}); err != nil || got != want {
+	if want := (Identity{Role: role.Ingress, Name: "no-hint"}); err != nil || got != want {
 		t.Fatalf("IdentityOf(issued) = %+v, %v; want %+v", got, err, want)
 	}
 	if c.Subject.CommonName != "no-hint" {

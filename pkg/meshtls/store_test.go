@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/llmesh/llmesh/internal/wait"
+	"github.com/llmesh/llmesh/pkg/role"
 )
 
 func TestLoadRefuses(t *testing.T) {
@@ -62,7 +63,7 @@ func TestReloadKeepsLiveConnections(t *testing.T) {
 	ca := newTestCA(t, "mesh CA")
 	egress, files := newStore(t, ca, egressID)
 	ingress, _ := newStore(t, ca, ingressID)
-	addr := echoServer(t, egress.ServerConfig(RoleIngress))
+	addr := echoServer(t, egress.ServerConfig(role.Ingress))
 
 	live := dialEcho(t, addr, ingress.ClientConfig(egressID))
 	oldSerial := serialOf(t, live)
@@ -83,7 +84,7 @@ func TestReloadKeepsLiveConnections(t *testing.T) {
 
 	// New identity: an ingress still expecting the old name is refused on
 	// new handshakes; the live connection is untouched.
-	moved := Identity{Role: RoleEgress, Hint: "weur", Name: "wnam-1"}
+	moved := Identity{Role: role.Egress, Hint: "weur", Name: "wnam-1"}
 	ca.renew(t, files, moved)
 	if err := egress.Reload(); err != nil {
 		t.Fatal(err)
@@ -91,7 +92,7 @@ func TestReloadKeepsLiveConnections(t *testing.T) {
 	if got := egress.Identity(); got != moved {
 		t.Fatalf("Identity() after reload = %v, want %v", got, moved)
 	}
-	out := handshake(t, egress.ServerConfig(RoleIngress), ingress.ClientConfig(egressID))
+	out := handshake(t, egress.ServerConfig(role.Ingress), ingress.ClientConfig(egressID))
 	wantErrContains(t, "old claim", out.clientErr, "gossip claims llmesh://egress/wnam/wnam-1")
 	dialEcho(t, addr, ingress.ClientConfig(moved))
 	ping(t, live, "and still")
@@ -103,7 +104,7 @@ func TestReloadBrokenKeepsOld(t *testing.T) {
 	ca := newTestCA(t, "mesh CA")
 	egress, files := newStore(t, ca, egressID)
 	ingress, _ := newStore(t, ca, ingressID)
-	addr := echoServer(t, egress.ServerConfig(RoleIngress))
+	addr := echoServer(t, egress.ServerConfig(role.Ingress))
 	before := serialOf(t, dialEcho(t, addr, ingress.ClientConfig(egressID)))
 
 	broken := map[string]func(){
@@ -146,7 +147,7 @@ func TestWatch(t *testing.T) {
 	var logs logBuffer
 	egress, files := newLoggedStore(t, ca, egressID, &logs)
 	ingress, _ := newStore(t, ca, ingressID)
-	addr := echoServer(t, egress.ServerConfig(RoleIngress))
+	addr := echoServer(t, egress.ServerConfig(role.Ingress))
 	live := dialEcho(t, addr, ingress.ClientConfig(egressID))
 	first := serialOf(t, live)
 
@@ -227,14 +228,14 @@ func TestWatchReportsOnce(t *testing.T) {
 
 func TestRequireRefusesAnotherIdentityOnReload(t *testing.T) {
 	ca := newTestCA(t, "test CA")
-	s, files := newStore(t, ca, Identity{Role: RoleEgress, Hint: "wnam", Name: "e1"})
+	s, files := newStore(t, ca, Identity{Role: role.Egress, Hint: "wnam", Name: "e1"})
 	s.Require(func(id Identity) error {
 		if id.Name != "e1" {
 			return errors.New("names another node")
 		}
 		return nil
 	})
-	ca.renew(t, files, Identity{Role: RoleEgress, Hint: "wnam", Name: "e2"})
+	ca.renew(t, files, Identity{Role: role.Egress, Hint: "wnam", Name: "e2"})
 	if err := s.Reload(); err == nil || s.Identity().Name != "e1" {
 		t.Fatalf("Reload = %v, identity %s: want a refusal keeping e1", err, s.Identity())
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/llmesh/llmesh/pkg/role"
 )
 
 func TestHandshakeAccepts(t *testing.T) {
@@ -12,7 +14,7 @@ func TestHandshakeAccepts(t *testing.T) {
 	egress, _ := newStore(t, ca, egressID)
 	ingress, _ := newStore(t, ca, ingressID)
 
-	out := handshake(t, egress.ServerConfig(RoleIngress), ingress.ClientConfig(egressID))
+	out := handshake(t, egress.ServerConfig(role.Ingress), ingress.ClientConfig(egressID))
 	if out.serverErr != nil || out.clientErr != nil {
 		t.Fatalf("handshake: server %v, client %v", out.serverErr, out.clientErr)
 	}
@@ -24,8 +26,8 @@ func TestHandshakeAccepts(t *testing.T) {
 	}
 
 	// The server checks the role only: an ingress without a hint is welcome.
-	other, _ := newStore(t, ca, Identity{Role: RoleIngress, Name: "no-hint"})
-	if out := handshake(t, egress.ServerConfig(RoleIngress), other.ClientConfig(egressID)); out.serverErr != nil || out.clientErr != nil {
+	other, _ := newStore(t, ca, Identity{Role: role.Ingress, Name: "no-hint"})
+	if out := handshake(t, egress.ServerConfig(role.Ingress), other.ClientConfig(egressID)); out.serverErr != nil || out.clientErr != nil {
 		t.Fatalf("hint-less ingress: server %v, client %v", out.serverErr, out.clientErr)
 	}
 }
@@ -33,7 +35,7 @@ func TestHandshakeAccepts(t *testing.T) {
 func TestConfigsAreTLS13(t *testing.T) {
 	ca := newTestCA(t, "mesh CA")
 	s, _ := newStore(t, ca, egressID)
-	for name, cfg := range map[string]*tls.Config{"server": s.ServerConfig(RoleIngress), "client": s.ClientConfig(egressID)} {
+	for name, cfg := range map[string]*tls.Config{"server": s.ServerConfig(role.Ingress), "client": s.ClientConfig(egressID)} {
 		if cfg.MinVersion != tls.VersionTLS13 {
 			t.Errorf("%s MinVersion = %x", name, cfg.MinVersion)
 		}
@@ -45,7 +47,7 @@ func TestConfigsAreTLS13(t *testing.T) {
 	// A TLS 1.2 client is turned away.
 	old := s.ClientConfig(egressID)
 	old.MinVersion, old.MaxVersion = tls.VersionTLS12, tls.VersionTLS12
-	out := handshake(t, s.ServerConfig(RoleIngress), old)
+	out := handshake(t, s.ServerConfig(role.Ingress), old)
 	wantErrContains(t, "TLS 1.2 server side", out.serverErr, "unsupported versions")
 }
 
@@ -59,7 +61,7 @@ func TestServerRefusesClient(t *testing.T) {
 	expiredCert, expiredKey := ca.issueAt(t, ingressID, now.Add(-48*time.Hour), now.Add(-time.Hour))
 	notYetCert, notYetKey := ca.issueAt(t, ingressID, now.Add(time.Hour), now.Add(48*time.Hour))
 	rogueCert, rogueKey := otherCA.issueValid(t, ingressID)
-	asEgressCert, asEgressKey := ca.issueValid(t, Identity{Role: RoleEgress, Hint: "weur", Name: "weur-1"})
+	asEgressCert, asEgressKey := ca.issueValid(t, Identity{Role: role.Egress, Hint: "weur", Name: "weur-1"})
 	noIDCert, noIDKey := ca.certPEM, ca.keyPEM // chains (to itself) but names no node
 
 	tests := []struct {
@@ -82,7 +84,7 @@ func TestServerRefusesClient(t *testing.T) {
 			if tt.cert != nil {
 				client.Certificates = []tls.Certificate{ca.keyPair(t, tt.cert, tt.key)}
 			}
-			out := handshake(t, egress.ServerConfig(RoleIngress), client)
+			out := handshake(t, egress.ServerConfig(role.Ingress), client)
 			t.Logf("server: %v\nclient: %v", out.serverErr, out.clientErr)
 			wantErrContains(t, "server", out.serverErr, tt.serverErr...)
 			if tt.sentinel != nil && !errors.Is(out.serverErr, tt.sentinel) {
@@ -123,11 +125,11 @@ func TestClientRefusesServer(t *testing.T) {
 	}{
 		{"other CA", rogue, []string{"egress certificate llmesh://egress/wnam/wnam-1", "not trusted by the mesh CA", "unknown authority"}, ErrUntrusted},
 		{"expired", expired, []string{"expired"}, ErrUntrusted},
-		{"wrong hint", fromCA(Identity{Role: RoleEgress, Hint: "weur", Name: "wnam-1"}),
+		{"wrong hint", fromCA(Identity{Role: role.Egress, Hint: "weur", Name: "wnam-1"}),
 			[]string{"egress certificate names llmesh://egress/weur/wnam-1, gossip claims llmesh://egress/wnam/wnam-1 (different hint)"}, ErrMismatch},
-		{"wrong name", fromCA(Identity{Role: RoleEgress, Hint: "wnam", Name: "wnam-2"}),
+		{"wrong name", fromCA(Identity{Role: role.Egress, Hint: "wnam", Name: "wnam-2"}),
 			[]string{"names llmesh://egress/wnam/wnam-2, gossip claims llmesh://egress/wnam/wnam-1 (different name)"}, ErrMismatch},
-		{"ingress role", fromCA(Identity{Role: RoleIngress, Hint: "wnam", Name: "wnam-1"}),
+		{"ingress role", fromCA(Identity{Role: role.Ingress, Hint: "wnam", Name: "wnam-1"}),
 			[]string{"names llmesh://ingress/wnam/wnam-1, gossip claims llmesh://egress/wnam/wnam-1 (different role)"}, ErrMismatch},
 		{"no identity", server{ca.certPEM, ca.keyPEM}, []string{"no llmesh:// URI SAN"}, ErrIdentity},
 	}
@@ -163,10 +165,10 @@ func TestCABundle(t *testing.T) {
 	// The egress takes the old CA's client...
 	client := ingress.ClientConfig(egressID)
 	client.VerifyConnection = nil
-	if out := handshake(t, egress.ServerConfig(RoleIngress), client); out.serverErr != nil || out.clientErr != nil {
+	if out := handshake(t, egress.ServerConfig(role.Ingress), client); out.serverErr != nil || out.clientErr != nil {
 		t.Fatalf("egress refused a client of the old CA: server %v, client %v", out.serverErr, out.clientErr)
 	}
 	// ...while that client, trusting only the old CA, refuses the egress.
-	out := handshake(t, egress.ServerConfig(RoleIngress), ingress.ClientConfig(egressID))
+	out := handshake(t, egress.ServerConfig(role.Ingress), ingress.ClientConfig(egressID))
 	wantErrContains(t, "ingress trusting only the old CA", out.clientErr, "unknown authority")
 }

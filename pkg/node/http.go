@@ -142,7 +142,7 @@ func (n *Node) serveMembers(w http.ResponseWriter, r *http.Request) {
 	resp := MembersResponse{Members: make([]MemberInfo, 0, len(snap.Members))}
 	for _, m := range snap.Members {
 		resp.Members = append(resp.Members, MemberInfo{
-			Name: m.Name, Role: m.Role, Loc: m.Loc, Colo: m.Colo, Hint: m.Hint, Addr: m.Addr,
+			Name: m.Name, Role: string(m.Role), Loc: m.Loc, Colo: m.Colo, Hint: m.Hint, Addr: m.Addr,
 			Tunnel: m.Tunnel, State: string(m.State), Version: m.Version, Draining: m.Draining,
 		})
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/llmesh/llmesh/pkg/metrics"
 	"github.com/llmesh/llmesh/pkg/provider"
 	"github.com/llmesh/llmesh/pkg/proxy"
+	"github.com/llmesh/llmesh/pkg/role"
 	"github.com/llmesh/llmesh/pkg/routing"
 	"github.com/llmesh/llmesh/pkg/tunnel"
 	"github.com/llmesh/llmesh/pkg/version"
@@ -91,11 +92,11 @@ func Start(cfg *config.Runtime, log *slog.Logger, opts Options) (_ *Node, err er
 	}
 
 	n.meta = membership.Meta{
-		Role: string(cfg.Role), Loc: cfg.Node.Loc, Colo: cfg.Node.Colo, Hint: cfg.Node.Hint, Version: version.Version,
+		Role: cfg.Role, Loc: cfg.Node.Loc, Colo: cfg.Node.Colo, Hint: cfg.Node.Hint, Version: version.Version,
 	}
 	var routes http.Handler
 	switch cfg.Role {
-	case config.RoleEgress:
+	case role.Egress:
 		if err := n.startTunnelServer(providers, transport); err != nil {
 			return nil, err
 		}
@@ -198,7 +199,7 @@ func (n *Node) startTunnelServer(providers *provider.Registry, transport http.Ro
 	cfg := n.cfg
 	var creds credentials.TransportCredentials
 	if n.tls != nil {
-		creds = credentials.NewTLS(n.tls.ServerConfig(meshtls.RoleIngress))
+		creds = credentials.NewTLS(n.tls.ServerConfig(role.Ingress))
 	}
 	handler := proxy.New(proxy.Config{
 		Providers:    providers,
@@ -295,9 +296,9 @@ func (n *Node) onMembers(s *membership.Snapshot) {
 	counts := map[[2]string]int{}
 	var eps []tunnel.Endpoint
 	for _, m := range s.Members {
-		counts[[2]string{m.Role, string(m.State)}]++
+		counts[[2]string{string(m.Role), string(m.State)}]++
 		// Keep connections to draining egress nodes: their live streams finish.
-		if m.State == membership.StateAlive && m.Role == string(config.RoleEgress) && m.Tunnel != "" {
+		if m.State == membership.StateAlive && m.Role == role.Egress && m.Tunnel != "" {
 			eps = append(eps, tunnel.Endpoint{Name: m.Name, Addr: m.Tunnel, Hint: m.Hint})
 		}
 	}
@@ -487,7 +488,7 @@ func (n *Node) dialConfig() tunnel.DialConfig {
 	dc := tunnel.DialConfig{Token: n.cfg.Tunnel.Token.Reveal(), Keepalive: tunnelKeepalive(n.cfg.Tunnel), Logger: n.log}
 	if n.tls != nil {
 		dc.TLSFor = func(ep tunnel.Endpoint) *tls.Config {
-			return n.tls.ClientConfig(meshtls.Identity{Role: meshtls.RoleEgress, Hint: ep.Hint, Name: ep.Name})
+			return n.tls.ClientConfig(meshtls.Identity{Role: role.Egress, Hint: ep.Hint, Name: ep.Name})
 		}
 	}
 	return dc
@@ -501,9 +502,9 @@ func loadTLS(cfg *config.Runtime, log *slog.Logger) (*meshtls.Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tunnel.tls: %w", err)
 	}
-	want := meshtls.Identity{Role: string(cfg.Role), Name: cfg.Node.Name, Hint: cfg.Node.Hint}
+	want := meshtls.Identity{Role: cfg.Role, Name: cfg.Node.Name, Hint: cfg.Node.Hint}
 	check := func(id meshtls.Identity) error {
-		if id.Role != want.Role || id.Name != want.Name || (cfg.Role == config.RoleEgress && id.Hint != want.Hint) {
+		if id.Role != want.Role || id.Name != want.Name || (cfg.Role == role.Egress && id.Hint != want.Hint) {
 			return fmt.Errorf("the certificate names %s but this node is %s", id, want)
 		}
 		return nil

@@ -6,13 +6,14 @@ import (
 
 	"github.com/llmesh/llmesh/pkg/config"
 	"github.com/llmesh/llmesh/pkg/provider"
+	"github.com/llmesh/llmesh/pkg/role"
 )
 
 // TestBuildProviders: the registry built from the checked config is the one
 // provider.New built from the file's values (as the node did before it took
 // a config.Runtime), base URLs included.
 func TestBuildProviders(t *testing.T) {
-	cfg := config.Default(config.RoleEgress)
+	cfg := config.Default(role.Egress)
 	cfg.Node.Hint = "wnam"
 	cfg.Tunnel.Insecure = true
 	yes := true

@@ -15,6 +15,7 @@ import (
 
 	"github.com/llmesh/llmesh/internal/wait"
 	"github.com/llmesh/llmesh/pkg/meshtls"
+	"github.com/llmesh/llmesh/pkg/role"
 )
 
 // mutualTLS returns the egress's credentials and the ingress's TLS config
@@ -39,9 +40,9 @@ func mutualTLS(t *testing.T) (credentials.TransportCredentials, *tls.Config) {
 		return c
 	}
 	server := &tls.Config{MinVersion: tls.VersionTLS13, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool,
-		Certificates: []tls.Certificate{pair(meshtls.Identity{Role: meshtls.RoleEgress, Hint: "wnam", Name: "e1"})}}
+		Certificates: []tls.Certificate{pair(meshtls.Identity{Role: role.Egress, Hint: "wnam", Name: "e1"})}}
 	client := &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: pool, ServerName: "127.0.0.1",
-		Certificates: []tls.Certificate{pair(meshtls.Identity{Role: meshtls.RoleIngress, Name: "i1"})}}
+		Certificates: []tls.Certificate{pair(meshtls.Identity{Role: role.Ingress, Name: "i1"})}}
 	return credentials.NewTLS(server), client
 }
 
