@@ -9,13 +9,13 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/llmesh/llmesh/internal/testio"
 	"github.com/llmesh/llmesh/internal/wait"
 	"github.com/llmesh/llmesh/pkg/config"
 	"github.com/llmesh/llmesh/pkg/proxy"
@@ -37,7 +37,7 @@ func h2cClient(t *testing.T) *http.Client {
 func stalledUpload(t *testing.T, client *http.Client, url string, declared int) (int, string, error) {
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	body := &stallingBody{ctx: ctx, left: declared - 1, closed: make(chan struct{})}
+	body := testio.NewStallingBody(ctx, declared-1)
 	req, err := http.NewRequestWithContext(ctx, "POST", url, body)
 	if err != nil {
 		return 0, "", err
@@ -50,35 +50,6 @@ func stalledUpload(t *testing.T, client *http.Client, url string, declared int) 
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode, resp.Header.Get(proxy.HeaderError), nil
-}
-
-// stallingBody yields left bytes, then nothing until ctx ends or the
-// client's transport closes it.
-type stallingBody struct {
-	ctx    context.Context
-	left   int
-	once   sync.Once
-	closed chan struct{}
-}
-
-func (b *stallingBody) Read(p []byte) (int, error) {
-	if b.left == 0 {
-		select {
-		case <-b.ctx.Done():
-			return 0, b.ctx.Err()
-		case <-b.closed:
-			return 0, io.ErrClosedPipe
-		}
-	}
-	n := min(len(p), b.left)
-	clear(p[:n])
-	b.left -= n
-	return n, nil
-}
-
-func (b *stallingBody) Close() error {
-	b.once.Do(func() { close(b.closed) })
-	return nil
 }
 
 // startStalled starts n stalled uploads and returns a channel with how each

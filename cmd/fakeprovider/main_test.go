@@ -1,41 +1,22 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/llmesh/llmesh/internal/testio"
 	"github.com/llmesh/llmesh/internal/wait"
 )
 
-// syncBuffer is a bytes.Buffer safe to write from the server and read from the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
-	var stderr syncBuffer
+	var stderr testio.Buffer
 	errc := make(chan error, 1)
 	go func() { errc <- run(ctx, []string{"-listen", "127.0.0.1:0"}, io.Discard, &stderr) }()
 

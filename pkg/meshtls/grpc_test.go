@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/llmesh/llmesh/internal/testio"
 	"github.com/llmesh/llmesh/internal/wait"
 	"github.com/llmesh/llmesh/pkg/role"
 )
@@ -61,7 +62,7 @@ func check(ctx context.Context, c healthpb.HealthClient) (*big.Int, error) {
 
 func TestGRPC(t *testing.T) {
 	ca := newTestCA(t, "mesh CA")
-	var logs logBuffer
+	var logs testio.Buffer
 	egress, files := newLoggedStore(t, ca, egressID, &logs)
 	ingress, _ := newStore(t, ca, ingressID)
 	addr := grpcEgress(t, egress)

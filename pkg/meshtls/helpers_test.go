@@ -1,7 +1,6 @@
 package meshtls
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/tls"
 	"crypto/x509"
@@ -123,24 +122,6 @@ func (ca *testCA) renew(t testing.TB, f Files, id Identity) (certPEM []byte) {
 	certPEM, keyPEM := ca.issueValid(t, id)
 	putFiles(t, f, certPEM, keyPEM, ca.certPEM)
 	return certPEM
-}
-
-// logBuffer collects log output; handlers write from other goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func testLogger(t testing.TB, w io.Writer) *slog.Logger {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llmesh/llmesh/internal/testio"
 	"github.com/llmesh/llmesh/internal/wait"
 	"github.com/llmesh/llmesh/pkg/role"
 )
@@ -144,7 +145,7 @@ func TestReloadBrokenKeepsOld(t *testing.T) {
 // old certificate meanwhile, and recovers when the files are fixed.
 func TestWatch(t *testing.T) {
 	ca := newTestCA(t, "mesh CA")
-	var logs logBuffer
+	var logs testio.Buffer
 	egress, files := newLoggedStore(t, ca, egressID, &logs)
 	ingress, _ := newStore(t, ca, ingressID)
 	addr := echoServer(t, egress.ServerConfig(role.Ingress))
@@ -184,7 +185,7 @@ func TestWatch(t *testing.T) {
 // on every poll, and unchanged files cause no reload.
 func TestWatchReportsOnce(t *testing.T) {
 	ca := newTestCA(t, "mesh CA")
-	var logs logBuffer
+	var logs testio.Buffer
 	certPEM, keyPEM := ca.issueValid(t, egressID)
 	files := writeFiles(t, t.TempDir(), egressID.Name, certPEM, keyPEM, ca.certPEM)
 	s, err := Load(files, testLogger(t, &logs))

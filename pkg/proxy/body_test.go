@@ -16,6 +16,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/llmesh/llmesh/internal/testio"
 	"github.com/llmesh/llmesh/internal/wait"
 	"github.com/llmesh/llmesh/pkg/provider"
 )
@@ -177,45 +178,12 @@ func stalledClient(t *testing.T, client *http.Client, url string, declared, sent
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	t.Cleanup(cancel)
-	req, err := http.NewRequestWithContext(ctx, "POST", url, newStallingBody(ctx, sent))
+	req, err := http.NewRequestWithContext(ctx, "POST", url, testio.NewStallingBody(ctx, sent))
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.ContentLength = int64(declared)
 	return client.Do(req)
-}
-
-// stallingBody yields left bytes, then nothing until ctx ends or the
-// client's transport closes it.
-type stallingBody struct {
-	ctx    context.Context
-	left   int
-	once   sync.Once
-	closed chan struct{}
-}
-
-func newStallingBody(ctx context.Context, sent int) *stallingBody {
-	return &stallingBody{ctx: ctx, left: sent, closed: make(chan struct{})}
-}
-
-func (b *stallingBody) Read(p []byte) (int, error) {
-	if b.left == 0 {
-		select {
-		case <-b.ctx.Done():
-			return 0, b.ctx.Err()
-		case <-b.closed:
-			return 0, io.ErrClosedPipe
-		}
-	}
-	n := min(len(p), b.left)
-	clear(p[:n])
-	b.left -= n
-	return n, nil
-}
-
-func (b *stallingBody) Close() error {
-	b.once.Do(func() { close(b.closed) })
-	return nil
 }
 
 // h2cFront serves h over cleartext HTTP/2 only and returns a client for it.

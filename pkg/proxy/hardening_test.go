@@ -5,41 +5,31 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
 	"net/textproto"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/llmesh/llmesh/internal/testio"
 	"github.com/llmesh/llmesh/pkg/provider"
 )
 
-// logBuffer collects a handler's log lines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
+// wantAccessLog checks that the access log line holds every field.
+func wantAccessLog(t *testing.T, logs *testio.Buffer, fields ...string) {
+	t.Helper()
+	line := accessLine(t, logs)
+	for _, f := range fields {
+		if !strings.Contains(line, f) {
+			t.Errorf("access log lacks %q: %s", f, line)
+		}
+	}
 }
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *logBuffer) logger() *slog.Logger { return slog.New(slog.NewTextHandler(l, nil)) }
 
 // accessLine is the access log line ("msg=request") in logs.
-func accessLine(t *testing.T, logs *logBuffer) string {
+func accessLine(t *testing.T, logs *testio.Buffer) string {
 	t.Helper()
 	for l := range strings.Lines(logs.String()) {
 		if strings.Contains(l, "msg=request ") {
@@ -55,23 +45,18 @@ func accessLine(t *testing.T, logs *logBuffer) string {
 func TestLogsReportTheRouteThatServed(t *testing.T) {
 	checkLeaks(t)
 	p := newProvider(t, "openai", "https://api.example", provider.StyleOpenAI, 1<<20)
-	var logs logBuffer
+	var logs testio.Buffer
 	rt := &retrier{
 		first:  Target{Transport: &refusing{}, Tunnel: true, Route: "egress", Egress: "e1", Reason: "rule"},
 		second: Target{Transport: &recording{}, Tunnel: true, Route: "egress", Egress: "e2", Reason: "rule"},
 	}
-	h := newHandler(t, Config{Providers: provider.NewRegistry(p), Router: rt, RetryBodyBytes: 100, Logger: logs.logger()})
+	h := newHandler(t, Config{Providers: provider.NewRegistry(p), Router: rt, RetryBodyBytes: 100, Logger: logs.Logger()})
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, httptest.NewRequest("POST", "/openai/v1/x", strings.NewReader("{}")))
 	if w.Code != 200 || w.Header().Get(HeaderEgress) != "e2" {
 		t.Fatalf("status %d via %q", w.Code, w.Header().Get(HeaderEgress))
 	}
-	line := accessLine(t, &logs)
-	for _, want := range []string{" route=egress ", " egress=e2 ", " attempts=2 ", " status=200 "} {
-		if !strings.Contains(line, want) {
-			t.Errorf("access log lacks %q: %s", want, line)
-		}
-	}
+	wantAccessLog(t, &logs, " route=egress ", " egress=e2 ", " attempts=2 ", " status=200 ")
 }
 
 // TestRegionRerouteLogsTheEgress: a direct request rerouted after a region
@@ -83,21 +68,16 @@ func TestRegionRerouteLogsTheEgress(t *testing.T) {
 		io.WriteString(w, regionRefusal)
 	})
 	p := newProvider(t, "openai", blocked.URL, provider.StyleOpenAI, 1<<20)
-	var logs logBuffer
+	var logs testio.Buffer
 	rt := &retrier{first: Target{Route: "direct", Reason: "no-rule"},
 		second: Target{Transport: &recording{}, Tunnel: true, Route: "egress", Egress: "e1", Hint: "wnam", Reroute: "region-block", Reason: "region-block"}}
-	h := newHandler(t, Config{Providers: provider.NewRegistry(p), Router: rt, RetryBodyBytes: 100, RegionReroute: true, Logger: logs.logger()})
+	h := newHandler(t, Config{Providers: provider.NewRegistry(p), Router: rt, RetryBodyBytes: 100, RegionReroute: true, Logger: logs.Logger()})
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, httptest.NewRequest("POST", "/openai/v1/x", strings.NewReader("{}")))
 	if w.Code != 200 || w.Header().Get(HeaderRoute) != "egress" {
 		t.Fatalf("status %d route %q", w.Code, w.Header().Get(HeaderRoute))
 	}
-	line := accessLine(t, &logs)
-	for _, want := range []string{" route=egress ", " egress=e1 ", " reason=region-block ", " attempts=2 "} {
-		if !strings.Contains(line, want) {
-			t.Errorf("access log lacks %q: %s", want, line)
-		}
-	}
+	wantAccessLog(t, &logs, " route=egress ", " egress=e1 ", " reason=region-block ", " attempts=2 ")
 }
 
 const regionRefusal = `{"error":{"code":"unsupported_country_region_territory","message":"Country, region, or territory not supported","param":null,"type":"request_forbidden"}}`
@@ -221,8 +201,8 @@ func TestUnaskedUpgradeIs502(t *testing.T) {
 func TestLoggedFieldsAreBounded(t *testing.T) {
 	checkLeaks(t)
 	p := newProvider(t, "openai", "http://"+closedAddr(t), provider.StyleOpenAI, 1<<20)
-	var logs logBuffer
-	h := newHandler(t, Config{Providers: provider.NewRegistry(p), Logger: logs.logger(), MaxHeaderBytes: 64 << 10})
+	var logs testio.Buffer
+	h := newHandler(t, Config{Providers: provider.NewRegistry(p), Logger: logs.Logger(), MaxHeaderBytes: 64 << 10})
 	srv, _ := front(t, h)
 	huge := strings.Repeat("M", 30<<10)
 	for _, line := range []string{

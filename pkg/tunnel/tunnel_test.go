@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 
+	"github.com/llmesh/llmesh/internal/testio"
 	"github.com/llmesh/llmesh/internal/wait"
 	"github.com/llmesh/llmesh/proto/llmesh/tunnel/v1/tunnelv1"
 )
@@ -580,29 +580,11 @@ func TestClosedConn(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a log sink safe for concurrent use.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // A handler that panics for real aborts the exchange and is logged on the
 // server's logger.
 func TestHandlerPanic(t *testing.T) {
 	checkLeaks(t)
-	var logs lockedBuffer
+	var logs testio.Buffer
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { panic("boom") })
 	_, addr := startEgress(t, ServerConfig{Handler: h, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	c := dialEgress(t, addr, DialConfig{})
