@@ -3,7 +3,6 @@ package proxy
 import (
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -39,25 +38,7 @@ func newBytesMesh(tb testing.TB) *bytesMesh {
 
 	egress := newHandler(tb, Config{Providers: provider.NewRegistry(newProvider(tb, "openrouter", up.URL, provider.StyleOpenAI, 0)),
 		MetricsRoute: "relay", Relay: true})
-	g := tunnel.NewServer(tunnel.ServerConfig{Handler: egress, Token: "tok"}).GRPCServer()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		g.Serve(lis)
-	}()
-	tb.Cleanup(func() {
-		g.Stop()
-		<-served
-	})
-	m.conn, err = tunnel.Dial("e1", lis.Addr().String(), tunnel.DialConfig{Token: "tok"})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { m.conn.Close() })
+	m.conn = dialEgress(tb, egress)
 	counted := roundTripperFunc(func(r *http.Request) (*http.Response, error) {
 		resp, err := m.conn.RoundTrip(r)
 		var ns *tunnel.NotSentError

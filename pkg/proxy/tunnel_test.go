@@ -58,6 +58,32 @@ func (timeoutErr) Error() string   { return "i/o timeout" }
 func (timeoutErr) Timeout() bool   { return true }
 func (timeoutErr) Temporary() bool { return true }
 
+// dialEgress serves egress as a tunnel server on loopback and returns an
+// ingress's connection to it; both end with the test.
+func dialEgress(tb testing.TB, egress http.Handler) *tunnel.Conn {
+	tb.Helper()
+	g := tunnel.NewServer(tunnel.ServerConfig{Handler: egress, Token: "tok"}).GRPCServer()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		g.Serve(lis)
+	}()
+	tb.Cleanup(func() {
+		g.Stop()
+		<-served
+	})
+	conn, err := tunnel.Dial("e1", lis.Addr().String(), tunnel.DialConfig{Token: "tok"})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { conn.Close() })
+	return conn
+}
+
 // meshPair is an ingress proxy whose requests go through a real tunnel to
 // an egress proxy in front of the provider.
 type meshPair struct {
@@ -75,26 +101,7 @@ func newMeshPair(t *testing.T, up string, maxBody int64) *meshPair {
 			m.egressIDs <- tunnel.RequestID(r.Context())
 			return Target{}, nil
 		})})
-	srv := tunnel.NewServer(tunnel.ServerConfig{Handler: egress, Token: "tok"})
-	g := srv.GRPCServer()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		g.Serve(lis)
-	}()
-	t.Cleanup(func() {
-		g.Stop()
-		<-served
-	})
-	conn, err := tunnel.Dial("e1", lis.Addr().String(), tunnel.DialConfig{Token: "tok"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn := dialEgress(t, egress)
 
 	// The ingress knows the provider by name only; its base URL is unused.
 	ingressReg := provider.NewRegistry(newProvider(t, "openai", "http://"+closedAddr(t), provider.StyleOpenAI, maxBody))
