@@ -472,12 +472,27 @@ func TestAdminSurface(t *testing.T) {
 		{"http://" + adminAddr + "/members", []string{"Authorization", "Bearer adm-token"}, 200},
 		{"http://" + adminAddr + "/metrics", []string{"Authorization", "Bearer adm-token"}, 200},
 		{"http://" + adminAddr + "/openai/v1/models", nil, 404},
+		// Profiles: the admin listener only, with the token only.
+		{pub + "/debug/pprof/", []string{"Authorization", "Bearer adm-token"}, 404},
+		{"http://" + adminAddr + "/debug/pprof/", nil, 401},
+		{"http://" + adminAddr + "/debug/pprof/heap?debug=1", []string{"Authorization", "Bearer nope"}, 401},
+		{"http://" + adminAddr + "/debug/pprof/", []string{"Authorization", "Bearer adm-token"}, 200},
+		{"http://" + adminAddr + "/debug/pprof/heap?debug=1", []string{"Authorization", "Bearer adm-token"}, 200},
 	} {
 		resp, body := get(t, tc.url, tc.header...)
 		if resp.StatusCode != tc.want {
 			t.Errorf("GET %s: %d, want %d: %.200s", tc.url, resp.StatusCode, tc.want, body)
 		}
 	}
+	// Without an admin token, no profiles even on the admin listener.
+	openLn, _ := net.Listen("tcp", "127.0.0.1:0")
+	openAddr := openLn.Addr().String()
+	openLn.Close()
+	m.start(nodeSpec{role: role.Ingress, name: "adm-open", loc: "US", edit: func(c *config.Config) { c.Admin.Listen = openAddr }})
+	if resp, body := get(t, "http://"+openAddr+"/debug/pprof/"); resp.StatusCode != 404 {
+		t.Errorf("profiles without admin.token: %d %.200s", resp.StatusCode, body)
+	}
+
 	var out, errOut bytes.Buffer
 	members := []string{"members", "-addr", "http://" + adminAddr}
 	if err := cli.Run(context.Background(), role.Ingress, members, &out, &errOut, nil); err == nil {

@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -33,10 +34,33 @@ func (n *Node) handlers(routes http.Handler) (main, admin http.Handler) {
 	for path, h := range private {
 		target[path] = h
 	}
-	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		(&provider.Error{Status: http.StatusNotFound, Code: "not_found", Message: "the admin listener serves /health, /members and /metrics"}).Write(w, provider.StyleOpenAI)
+	var notFound http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		(&provider.Error{Status: http.StatusNotFound, Code: "not_found", Message: "the admin listener serves /health, /members and /metrics (and /debug/pprof/ when admin.token is set)"}).Write(w, provider.StyleOpenAI)
 	})
+	if n.cfg.Admin.Token != "" {
+		notFound = withProfiles(n.adminAuth, notFound)
+	}
 	return cors(dispatch(mainRoutes, routes)), dispatch(adminRoutes, notFound)
+}
+
+// withProfiles serves Go's profiles under /debug/pprof/ behind auth, and
+// hands every other path to rest. Only the admin listener, and only with the
+// admin token, serves them: a profile shows the heap, with its secrets.
+func withProfiles(auth func(http.Handler) http.Handler, rest http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	profiles := auth(mux)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/debug/pprof/") {
+			profiles.ServeHTTP(w, r)
+			return
+		}
+		rest.ServeHTTP(w, r)
+	})
 }
 
 // dispatch serves exact admin paths (GET and HEAD only) and hands every

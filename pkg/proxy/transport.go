@@ -18,10 +18,14 @@ func NewTransport(dialTimeout, headerTimeout time.Duration) *http.Transport {
 			Timeout:   dialTimeout,
 			KeepAlive: 30 * time.Second,
 		}).DialContext,
-		ForceAttemptHTTP2:     true,
-		DisableCompression:    true,
-		MaxIdleConns:          512,
-		MaxIdleConnsPerHost:   128,
+		ForceAttemptHTTP2:  true,
+		DisableCompression: true,
+		// Keep as many idle connections to a provider as streams were
+		// open at once: with fewer, a load of long streams makes a new
+		// connection (and TLS handshake) for most requests. HTTP/2
+		// providers need one or a few anyway.
+		MaxIdleConns:          4096,
+		MaxIdleConnsPerHost:   1024,
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   dialTimeout,
 		ResponseHeaderTimeout: headerTimeout,

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
@@ -25,6 +26,9 @@ import (
 
 	"github.com/llmesh/llmesh/proto/llmesh/tunnel/v1/tunnelv1"
 )
+
+// reconnectBackoff paces reconnection to an egress that gossip still lists.
+var reconnectBackoff = backoff.Config{BaseDelay: 250 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second}
 
 // DialConfig says how an ingress reaches egress nodes.
 type DialConfig struct {
@@ -70,6 +74,15 @@ func Dial(name, addr string, cfg DialConfig) (*Conn, error) {
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{
 			Time: ka.Interval, Timeout: ka.Timeout, PermitWithoutStream: true,
 		}),
+		// grpc-go closes a channel after 30 idle minutes; the next request
+		// would pay the TCP and TLS handshakes again (2–3 round trips across
+		// an ocean). The keepalive pings are cheap; keep the connection.
+		grpc.WithIdleTimeout(0),
+		// While gossip lists the egress, try again at least every second:
+		// grpc-go's backoff grows to 2 minutes, and an egress that restarts
+		// at the same address must be back in rotation at once. A dead one
+		// leaves the pool when gossip declares it so.
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: reconnectBackoff, MinConnectTimeout: 20 * time.Second}),
 	}
 	if cfg.Token != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(tokenCredentials{token: cfg.Token, secure: cfg.TLS != nil}))

@@ -3,6 +3,8 @@ package tunnel
 import (
 	"log/slog"
 	"sync"
+
+	"google.golang.org/grpc/connectivity"
 )
 
 // Endpoint is an egress node the pool should hold a connection to.
@@ -47,7 +49,15 @@ func (p *Pool) Sync(eps []Endpoint) {
 		}
 	}
 	for name, ep := range want {
-		if _, ok := p.conns[name]; ok || ep.Addr == "" {
+		if c, ok := p.conns[name]; ok {
+			// Gossip says the egress is alive: a connection waiting out its
+			// reconnect backoff (up to 2 minutes) tries again now.
+			if c.cc.GetState() == connectivity.TransientFailure {
+				c.cc.ResetConnectBackoff()
+			}
+			continue
+		}
+		if ep.Addr == "" {
 			continue
 		}
 		cfg := p.cfg

@@ -2,11 +2,14 @@ package tunnel
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/connectivity"
 
 	"github.com/llmesh/llmesh/internal/wait"
@@ -128,4 +131,40 @@ func TestPoolRetireWaitsForInflight(t *testing.T) {
 		return c.cc.GetState() == connectivity.Shutdown
 	})
 	wait.Until(t, 2*time.Second, "the egress to see the exchange end", func() bool { return srv.InFlight() == 0 })
+}
+
+// TestPoolSyncResetsBackoff: an egress that comes back at the same address
+// is reconnected as soon as gossip reports it alive (Sync), not after the
+// connection's reconnect backoff, which grows to two minutes.
+func TestPoolSyncResetsBackoff(t *testing.T) {
+	checkLeaks(t)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	lis.Close() // the egress is down
+
+	// A backoff far longer than the test: only a reset reconnects in time.
+	p := NewPool(DialConfig{dialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+		Backoff: backoff.Config{BaseDelay: time.Hour, Multiplier: 1, MaxDelay: time.Hour}, MinConnectTimeout: time.Second,
+	})}})
+	defer p.Close()
+	eps := []Endpoint{{Name: "a", Addr: addr}}
+	p.Sync(eps)
+	c, _ := p.Get("a")
+	wait.Until(t, 5*time.Second, "the connection to fail", func() bool {
+		return c.cc.GetState() == connectivity.TransientFailure
+	})
+
+	// The egress is back at the same address; gossip says so.
+	lis, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("cannot listen on %s again: %v", addr, err)
+	}
+	serve(t, NewServer(ServerConfig{Handler: http.NotFoundHandler()}).GRPCServer(), lis)
+	p.Sync(eps)
+	wait.Until(t, 5*time.Second, "the connection to be ready", func() bool {
+		return c.cc.GetState() == connectivity.Ready
+	})
 }
