@@ -299,7 +299,7 @@ func (n *Node) onMembers(s *membership.Snapshot) {
 		counts[[2]string{string(m.Role), string(m.State)}]++
 		// Keep connections to draining egress nodes: their live streams finish.
 		if m.State == membership.StateAlive && m.Role == role.Egress && m.Tunnel != "" {
-			eps = append(eps, tunnel.Endpoint{Name: m.Name, Addr: m.Tunnel, Hint: m.Hint})
+			eps = append(eps, tunnel.Endpoint{Name: m.Name, Addr: m.Tunnel, Hint: m.Hint, Draining: m.Draining})
 		}
 	}
 	n.metrics.SetMembers(counts)

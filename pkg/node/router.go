@@ -4,12 +4,10 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
 
-	"github.com/llmesh/llmesh/pkg/membership"
 	"github.com/llmesh/llmesh/pkg/provider"
 	"github.com/llmesh/llmesh/pkg/proxy"
 	"github.com/llmesh/llmesh/pkg/routing"
@@ -17,15 +15,13 @@ import (
 
 // router routes an ingress's requests with its policy over the live egress
 // nodes that gossip reports and the tunnel pool can reach. It sees the node
-// only through egress and conn, so it is tested alone.
+// only through pick, so it is tested alone.
 type router struct {
-	// egress returns the alive, not draining egress nodes gossip knows.
-	egress func() []membership.Member
-	// conn returns this ingress's connection to the named egress.
-	conn   func(name string) (egressConn, bool)
+	// pick chooses a usable connection to a live, not draining egress of
+	// hint, none of exclude (tunnel.Pool.Pick).
+	pick   func(hint string, exclude []string) (name string, c http.RoundTripper, ok bool)
 	log    *slog.Logger
 	now    func() time.Time
-	rnd    func(n int) int
 	policy routing.Policy
 	// plaintext: neither tunnel.tls nor tunnel.insecure, so nothing may be
 	// tunnelled (provider keys would cross the network in clear).
@@ -37,27 +33,18 @@ type router struct {
 	blocked    sync.Map // provider name -> time.Time until which it refuses this region
 }
 
-// egressConn is what the router needs of a tunnel connection (*tunnel.Conn).
-type egressConn interface {
-	http.RoundTripper
-	Usable() bool
-	InFlight() int64
-}
-
 // newRouter returns the router of node n's ingress.
 func newRouter(n *Node) *router {
 	cfg := n.cfg
 	return &router{
-		egress: func() []membership.Member { return n.members.Snapshot().Egress("") },
-		conn: func(name string) (egressConn, bool) {
-			if c, ok := n.pool.Get(name); ok {
-				return c, true
+		pick: func(hint string, exclude []string) (string, http.RoundTripper, bool) {
+			if c, ok := n.pool.Pick(hint, exclude, rand.IntN); ok {
+				return c.Name, c, true
 			}
-			return nil, false
+			return "", nil, false
 		},
 		log:        n.log,
 		now:        time.Now,
-		rnd:        rand.IntN,
 		policy:     policyFrom(cfg),
 		plaintext:  n.tls == nil && !cfg.Tunnel.Insecure,
 		regionHint: cfg.Routing.OnRegionBlock,
@@ -70,48 +57,47 @@ func (rt *router) routes() bool {
 	return len(rt.policy.Rules) > 0 || rt.policy.AllowClientHint || rt.regionHint != ""
 }
 
-// candidates are the live, usable egress nodes, less those in exclude.
-func (rt *router) candidates(exclude []string) []routing.Candidate {
-	var cands []routing.Candidate
-	for _, m := range rt.egress() {
-		if slices.Contains(exclude, m.Name) {
-			continue
+// picked is the connection a routing.Picker chose, for the target.
+type picked map[string]http.RoundTripper
+
+// picker lets the policy choose among the egress nodes not in exclude, and
+// remembers the connections it chose.
+func (rt *router) picker(exclude []string, chosen picked) routing.Picker {
+	return func(hint string) (string, bool) {
+		name, c, ok := rt.pick(hint, exclude)
+		if ok {
+			chosen[name] = c
 		}
-		if c, ok := rt.conn(m.Name); ok && c.Usable() {
-			cands = append(cands, routing.Candidate{Name: m.Name, Hint: m.Hint, InFlight: c.InFlight()})
-		}
+		return name, ok
 	}
-	return cands
 }
 
 func (rt *router) Route(r *http.Request, p *provider.Provider) (proxy.Target, error) {
-	var cands []routing.Candidate
-	if rt.routes() {
-		cands = rt.candidates(nil)
-	}
-	d, err := rt.policy.Decide(r.Header.Get(proxy.HeaderHint), cands, rt.rnd)
+	chosen := picked{}
+	d, err := rt.policy.Decide(r.Header.Get(proxy.HeaderHint), rt.picker(nil, chosen))
 	if err != nil {
 		return proxy.Target{}, &provider.Error{Status: http.StatusBadRequest, Code: "bad_hint", Message: err.Error()}
 	}
 	if d.Kind == routing.Direct && rt.refusesRegion(p.Name) {
-		if t, ok := rt.regionTarget(cands); ok {
+		if t, ok := rt.regionTarget(nil); ok {
 			return t, nil
 		}
 	}
-	return rt.target(d)
+	return rt.target(d, chosen)
 }
 
 // Retry picks another target after an egress did not take the request:
 // the same policy over the egress nodes not tried yet.
 func (rt *router) Retry(r *http.Request, p *provider.Provider, tried []string) (proxy.Target, bool) {
-	d, err := rt.policy.Decide(r.Header.Get(proxy.HeaderHint), rt.candidates(tried), rt.rnd)
+	chosen := picked{}
+	d, err := rt.policy.Decide(r.Header.Get(proxy.HeaderHint), rt.picker(tried, chosen))
 	if err != nil {
 		return proxy.Target{}, false
 	}
 	if d.Kind == routing.Direct && rt.refusesRegion(p.Name) {
 		return proxy.Target{}, false
 	}
-	t, err := rt.target(d)
+	t, err := rt.target(d, chosen)
 	return t, err == nil
 }
 
@@ -124,7 +110,7 @@ func (rt *router) RegionRefused(r *http.Request, p *provider.Provider) (proxy.Ta
 	rt.blocked.Store(p.Name, rt.now().Add(rt.regionTTL))
 	rt.log.Warn("provider refuses this node's region: sending its requests through the egress pool",
 		"provider", p.Name, "hint", rt.regionHint, "for", rt.regionTTL)
-	return rt.regionTarget(rt.candidates(nil))
+	return rt.regionTarget(nil)
 }
 
 // refusesRegion reports whether provider name refused this node's region
@@ -144,19 +130,16 @@ func (rt *router) refusesRegion(name string) bool {
 	return true
 }
 
-func (rt *router) regionTarget(cands []routing.Candidate) (proxy.Target, bool) {
-	name, ok := routing.Pick(cands, rt.regionHint, rt.rnd)
+func (rt *router) regionTarget(exclude []string) (proxy.Target, bool) {
+	name, c, ok := rt.pick(rt.regionHint, exclude)
 	if !ok {
 		return proxy.Target{}, false
 	}
-	c, ok := rt.conn(name)
-	if !ok {
-		return proxy.Target{}, false
-	}
-	return proxy.Target{Transport: c, Tunnel: true, Route: proxy.RouteEgress, Egress: name, Hint: rt.regionHint, Reroute: routing.ReasonRegionBlock, Reason: routing.ReasonRegionBlock}, true
+	return proxy.Target{Transport: c, Tunnel: true, Route: proxy.RouteEgress, Egress: name, Hint: rt.regionHint,
+		Reroute: routing.ReasonRegionBlock, Reason: routing.ReasonRegionBlock}, true
 }
 
-func (rt *router) target(d routing.Decision) (proxy.Target, error) {
+func (rt *router) target(d routing.Decision, chosen picked) (proxy.Target, error) {
 	// Whether or not an egress looked usable: a plaintext ingress cannot
 	// reach a mutual-TLS egress (so none looks usable), and must not reach
 	// any other. Saying no_egress would send the operator to debug gossip.
@@ -166,7 +149,7 @@ func (rt *router) target(d routing.Decision) (proxy.Target, error) {
 	}
 	switch d.Kind {
 	case routing.Egress:
-		if c, ok := rt.conn(d.Egress); ok {
+		if c, ok := chosen[d.Egress]; ok {
 			return proxy.Target{Transport: c, Tunnel: true, Route: proxy.RouteEgress, Egress: d.Egress, Hint: d.Hint, Reason: d.Reason}, nil
 		}
 	case routing.Direct:

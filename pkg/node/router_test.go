@@ -9,50 +9,51 @@ import (
 	"testing"
 	"time"
 
-	"github.com/llmesh/llmesh/pkg/membership"
 	"github.com/llmesh/llmesh/pkg/provider"
 	"github.com/llmesh/llmesh/pkg/proxy"
 	"github.com/llmesh/llmesh/pkg/routing"
 )
 
 // fakeConn is a tunnel connection as the router sees it.
-type fakeConn struct {
-	usable   bool
-	inflight int64
-}
+type fakeConn struct{ usable bool }
 
 func (c *fakeConn) RoundTrip(*http.Request) (*http.Response, error) { return nil, errors.New("unused") }
-func (c *fakeConn) Usable() bool                                    { return c.usable }
-func (c *fakeConn) InFlight() int64                                 { return c.inflight }
 
-// testMesh is the gossip view and the connections a test router sees.
+// testMesh is the egress nodes and connections a test router sees.
 type testMesh struct {
-	members []membership.Member
-	conns   map[string]*fakeConn
+	egress []routing.Candidate
+	conns  map[string]*fakeConn
 }
 
 func (m *testMesh) add(name, hint string, usable bool) {
-	m.members = append(m.members, membership.Member{Name: name, State: membership.StateAlive, Meta: membership.Meta{Role: "egress", Hint: hint}})
+	m.egress = append(m.egress, routing.Candidate{Name: name, Hint: hint})
 	if m.conns == nil {
 		m.conns = map[string]*fakeConn{}
 	}
 	m.conns[name] = &fakeConn{usable: usable}
 }
 
+// pick is tunnel.Pool.Pick over m: usable connections not in exclude.
+func (m *testMesh) pick(hint string, exclude []string) (string, http.RoundTripper, bool) {
+	var cands []routing.Candidate
+	for _, e := range m.egress {
+		if m.conns[e.Name].usable && !slices.Contains(exclude, e.Name) {
+			cands = append(cands, e)
+		}
+	}
+	name, ok := routing.List(cands, func(int) int { return 0 })(hint)
+	if !ok {
+		return "", nil, false
+	}
+	return name, m.conns[name], true
+}
+
 // newTestRouter routes over m with policy, at the time *now says.
 func newTestRouter(m *testMesh, policy routing.Policy, now *time.Time) *router {
 	return &router{
-		egress: func() []membership.Member { return m.members },
-		conn: func(name string) (egressConn, bool) {
-			c, ok := m.conns[name]
-			if !ok {
-				return nil, false
-			}
-			return c, true
-		},
+		pick:       m.pick,
 		log:        slog.New(slog.DiscardHandler),
 		now:        func() time.Time { return *now },
-		rnd:        func(n int) int { return 0 },
 		policy:     policy,
 		regionHint: "wnam",
 		regionTTL:  15 * time.Minute,

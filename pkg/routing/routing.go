@@ -103,10 +103,20 @@ func ValidHint(h string) bool {
 	return ok
 }
 
+// Picker chooses a live egress of hint for one request, or reports that
+// none can take it. The ingress's picker reads an index by hint, so its cost
+// does not grow with the mesh; List is one over a fixed list.
+type Picker func(hint string) (egress string, ok bool)
+
+// List is a Picker over cs, by the power of two choices; rnd(n) returns a
+// number in [0, n).
+func List(cs []Candidate, rnd func(int) int) Picker {
+	return func(hint string) (string, bool) { return pick(cs, hint, rnd) }
+}
+
 // Decide routes one request. clientHint is the X-Mesh-Hint header (ignored
-// unless AllowClientHint). rnd(n) returns a number in [0, n); it breaks ties
-// between equally loaded egress nodes (power of two choices).
-func (p *Policy) Decide(clientHint string, candidates []Candidate, rnd func(int) int) (Decision, error) {
+// unless AllowClientHint); choose picks among the live egress nodes of a hint.
+func (p *Policy) Decide(clientHint string, choose Picker) (Decision, error) {
 	var d Decision
 	switch {
 	case p.AllowClientHint && clientHint != "":
@@ -122,7 +132,7 @@ func (p *Policy) Decide(clientHint string, candidates []Candidate, rnd func(int)
 	if d.Wanted == "" {
 		return Decision{Kind: Direct, Reason: ReasonNoRule}, nil
 	}
-	if name, ok := Pick(candidates, d.Wanted, rnd); ok {
+	if name, ok := choose(d.Wanted); ok {
 		d.Kind, d.Hint, d.Egress = Egress, d.Wanted, name
 		return d, nil
 	}
@@ -132,7 +142,7 @@ func (p *Policy) Decide(clientHint string, candidates []Candidate, rnd func(int)
 		return d, nil
 	case FallbackNearest:
 		for _, h := range nearest[d.Wanted] {
-			if name, ok := Pick(candidates, h, rnd); ok {
+			if name, ok := choose(h); ok {
 				d.Kind, d.Hint, d.Egress, d.Reason = Egress, h, name, ReasonFallbackNearest
 				return d, nil
 			}
@@ -153,11 +163,11 @@ func (p *Policy) ruleHint() string {
 	return ""
 }
 
-// Pick chooses among the candidates of hint by the power of two choices:
+// pick chooses among the candidates of hint by the power of two choices:
 // two at random, the less loaded wins. It spreads load like least-in-flight
 // without herding every ingress onto the same momentarily idle egress.
 // Decide picks with it; so does an ingress that reroutes a region refusal.
-func Pick(cs []Candidate, hint string, rnd func(int) int) (string, bool) {
+func pick(cs []Candidate, hint string, rnd func(int) int) (string, bool) {
 	var first, second *Candidate
 	n := 0
 	for i := range cs {

@@ -38,7 +38,7 @@ func TestDecide(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := tc.p.Decide(tc.clientHint, tc.cands, rand.IntN)
+			got, err := tc.p.Decide(tc.clientHint, List(tc.cands, rand.IntN))
 			if !errors.Is(err, tc.wantErr) || got != tc.want {
 				t.Fatalf("Decide = %+v, %v; want %+v, %v", got, err, tc.want, tc.wantErr)
 			}
@@ -50,7 +50,7 @@ func TestPickPrefersLessLoadedAndSpreads(t *testing.T) {
 	p := &Policy{Loc: "HK", Rules: []Rule{{Locs: []string{"HK"}, Hint: "wnam"}}}
 	busy := []Candidate{{Name: "a", Hint: "wnam", InFlight: 10}, {Name: "b", Hint: "wnam", InFlight: 0}}
 	for range 100 {
-		d, _ := p.Decide("", busy, rand.IntN)
+		d, _ := p.Decide("", List(busy, rand.IntN))
 		if d.Egress != "b" {
 			t.Fatalf("picked %q over the idle egress", d.Egress)
 		}
@@ -59,7 +59,7 @@ func TestPickPrefersLessLoadedAndSpreads(t *testing.T) {
 	seen := map[string]int{}
 	r := rand.New(rand.NewPCG(1, 2))
 	for range 3000 {
-		d, _ := p.Decide("", idle, r.IntN)
+		d, _ := p.Decide("", List(idle, r.IntN))
 		seen[d.Egress]++
 	}
 	for _, n := range []string{"a", "b", "c"} {

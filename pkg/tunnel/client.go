@@ -98,6 +98,9 @@ func Dial(name, addr string, cfg DialConfig) (*Conn, error) {
 // InFlight is the number of exchanges open on this connection.
 func (c *Conn) InFlight() int64 { return c.inflight.Load() }
 
+// ready reports whether the connection is up, so a request pays no handshake.
+func (c *Conn) ready() bool { return c.cc.GetState() == connectivity.Ready }
+
 // Usable reports whether the connection is worth trying: not failed, not
 // closed, not ejected after a recent refusal.
 func (c *Conn) Usable() bool {

@@ -2,7 +2,9 @@ package tunnel
 
 import (
 	"log/slog"
+	"slices"
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/grpc/connectivity"
 )
@@ -12,6 +14,14 @@ type Endpoint struct {
 	Name string
 	Addr string
 	Hint string // as gossip claims it; with mutual TLS the certificate must agree
+	// Draining: keep the connection for the streams it serves, but pick it
+	// for no new request.
+	Draining bool
+}
+
+// sameConn reports whether a connection dialled for e serves o too.
+func (e Endpoint) sameConn(o Endpoint) bool {
+	return e.Name == o.Name && e.Addr == o.Addr && e.Hint == o.Hint
 }
 
 // Pool holds one long-lived connection per egress node, opened when the node
@@ -21,6 +31,9 @@ type Pool struct {
 	log   *slog.Logger
 	mu    sync.Mutex
 	conns map[string]*Conn
+	// byHint indexes the connections new requests may use, rebuilt by
+	// each Sync and read without a lock by Pick.
+	byHint atomic.Pointer[map[string][]*Conn]
 }
 
 // NewPool returns an empty pool.
@@ -42,7 +55,7 @@ func (p *Pool) Sync(eps []Endpoint) {
 		want[ep.Name] = ep
 	}
 	for name, c := range p.conns {
-		if ep, ok := want[name]; !ok || ep != c.endpoint {
+		if ep, ok := want[name]; !ok || !ep.sameConn(c.endpoint) {
 			p.log.Info("tunnel: retiring egress connection", "egress", name, "addr", c.Addr)
 			c.retire()
 			delete(p.conns, name)
@@ -73,6 +86,67 @@ func (p *Pool) Sync(eps []Endpoint) {
 		p.log.Info("tunnel: connecting to egress", "egress", name, "addr", ep.Addr)
 		p.conns[name] = c
 	}
+	byHint := make(map[string][]*Conn)
+	for name, ep := range want {
+		if c, ok := p.conns[name]; ok && !ep.Draining {
+			byHint[ep.Hint] = append(byHint[ep.Hint], c)
+		}
+	}
+	p.byHint.Store(&byHint)
+}
+
+// Pick chooses a connection to an egress of hint, none of exclude, for a
+// new request, by the power of two choices: two at random, a ready one over
+// one still connecting, else the one with fewer exchanges in flight. It
+// reads an index built by Sync, without locks: its cost does not grow with
+// the mesh, only with the unusable connections it steps over.
+func (p *Pool) Pick(hint string, exclude []string, rnd func(int) int) (*Conn, bool) {
+	idx := p.byHint.Load()
+	if idx == nil {
+		return nil, false
+	}
+	conns := (*idx)[hint]
+	n := len(conns)
+	if n == 0 {
+		return nil, false
+	}
+	// Two different places to start from, so that two usable connections
+	// are two choices.
+	i := rnd(n)
+	a := usableFrom(conns, i, exclude, nil)
+	if a == nil {
+		return nil, false
+	}
+	b := a
+	if n > 1 {
+		b = usableFrom(conns, i+1+rnd(n-1), exclude, a)
+	}
+	if b == nil || b == a {
+		return a, true
+	}
+	if ra, rb := a.ready(), b.ready(); ra != rb {
+		if rb {
+			return b, true
+		}
+		return a, true
+	}
+	if b.InFlight() < a.InFlight() {
+		return b, true
+	}
+	return a, true
+}
+
+// usableFrom returns the first usable connection of conns from index start
+// on (wrapping), none of exclude and not skip.
+func usableFrom(conns []*Conn, start int, exclude []string, skip *Conn) *Conn {
+	n := len(conns)
+	for i := range n {
+		c := conns[(start+i)%n]
+		if c != skip && c.Usable() && !slices.Contains(exclude, c.Name) {
+			return c
+		}
+	}
+	return nil
 }
 
 // Get returns the connection to the named egress.

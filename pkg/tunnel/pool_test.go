@@ -2,15 +2,18 @@ package tunnel
 
 import (
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/llmesh/llmesh/internal/wait"
 )
@@ -167,4 +170,104 @@ func TestPoolSyncResetsBackoff(t *testing.T) {
 	wait.Until(t, 5*time.Second, "the connection to be ready", func() bool {
 		return c.cc.GetState() == connectivity.Ready
 	})
+}
+
+// idleConn is a connection that never dialled: usable, not ready.
+func idleConn(tb testing.TB, name string) *Conn {
+	tb.Helper()
+	cc, err := grpc.NewClient("passthrough:///127.0.0.1:1", grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { cc.Close() })
+	return &Conn{Name: name, cc: cc}
+}
+
+// indexed is a pool whose index holds conns under hint.
+func indexed(hint string, conns ...*Conn) *Pool {
+	p := NewPool(DialConfig{})
+	p.byHint.Store(&map[string][]*Conn{hint: conns})
+	return p
+}
+
+func TestPoolPick(t *testing.T) {
+	checkLeaks(t)
+	a, b, c := idleConn(t, "a"), idleConn(t, "b"), idleConn(t, "c")
+	p := indexed("wnam", a, b, c)
+	if _, ok := p.Pick("weur", nil, rand.IntN); ok {
+		t.Error("picked an egress of a hint nobody serves")
+	}
+	for range 50 {
+		got, ok := p.Pick("wnam", []string{"a", "c"}, rand.IntN)
+		if !ok || got != b {
+			t.Fatalf("with a and c excluded: %v, %v", got, ok)
+		}
+	}
+	if _, ok := p.Pick("wnam", []string{"a", "b", "c"}, rand.IntN); ok {
+		t.Error("picked with every egress excluded")
+	}
+
+	// Fewer in flight wins; an ejected connection is never picked.
+	a.inflight.Store(5)
+	c.ejectedUntil.Store(time.Now().Add(time.Hour).UnixNano())
+	for range 50 {
+		if got, _ := p.Pick("wnam", nil, rand.IntN); got != b {
+			t.Fatalf("picked %s over the idle b (a busy, c ejected)", got.Name)
+		}
+	}
+
+	// A ready connection wins over one still connecting, even if busier.
+	_, addr := startEgress(t, ServerConfig{Handler: http.NotFoundHandler()})
+	ready := dialEgress(t, addr, DialConfig{})
+	wait.Until(t, 5*time.Second, "a ready connection", ready.ready)
+	ready.inflight.Store(3)
+	p = indexed("wnam", ready, idleConn(t, "connecting"))
+	for range 50 {
+		if got, _ := p.Pick("wnam", nil, rand.IntN); got != ready {
+			t.Fatalf("picked %s over the ready connection", got.Name)
+		}
+	}
+}
+
+// TestPoolSyncIndexesNotDraining: a draining egress keeps its connection
+// (its streams finish) but is picked for no new request.
+func TestPoolSyncIndexesNotDraining(t *testing.T) {
+	checkLeaks(t)
+	_, addr := startEgress(t, ServerConfig{Handler: http.NotFoundHandler()})
+	p := NewPool(DialConfig{})
+	defer p.Close()
+	p.Sync([]Endpoint{{Name: "a", Addr: addr, Hint: "wnam"}})
+	a, _ := p.Get("a")
+	if got, ok := p.Pick("wnam", nil, rand.IntN); !ok || got != a {
+		t.Fatalf("before draining: %v, %v", got, ok)
+	}
+	p.Sync([]Endpoint{{Name: "a", Addr: addr, Hint: "wnam", Draining: true}})
+	if got, _ := p.Get("a"); got != a {
+		t.Fatal("draining redialled the connection")
+	}
+	if got, ok := p.Pick("wnam", nil, rand.IntN); ok {
+		t.Fatalf("picked the draining egress %s", got.Name)
+	}
+}
+
+// BenchmarkPoolPick: routing cost per request with 3, 100 and 1000 live
+// egress nodes of the wanted hint, and as many of other hints.
+func BenchmarkPoolPick(b *testing.B) {
+	for _, n := range []int{3, 100, 1000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			byHint := map[string][]*Conn{}
+			for i := range n {
+				byHint["wnam"] = append(byHint["wnam"], idleConn(b, "w"+strconv.Itoa(i)))
+				byHint["weur"] = append(byHint["weur"], idleConn(b, "e"+strconv.Itoa(i)))
+			}
+			p := NewPool(DialConfig{})
+			p.byHint.Store(&byHint)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, ok := p.Pick("wnam", nil, rand.IntN); !ok {
+					b.Fatal("no pick")
+				}
+			}
+		})
+	}
 }
