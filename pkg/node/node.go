@@ -48,6 +48,9 @@ type Node struct {
 
 	// ingress
 	pool *tunnel.Pool
+	// eager names the hints whose egress nodes the ingress connects to as
+	// soon as gossip shows them; the others connect on first use.
+	eager func(hint string) bool
 
 	// egress
 	tunnelSrv *tunnel.Server
@@ -172,6 +175,7 @@ func (n *Node) startIngress(providers *provider.Registry, transport http.RoundTr
 		accessKeys[i] = proxy.AccessKey{Key: k.Key.Reveal(), Providers: k.Providers}
 	}
 	rt := newRouter(n)
+	n.eager = rt.eager
 	if rt.plaintext && rt.routes() {
 		n.log.Warn("this ingress routes requests to egress nodes but has neither tunnel.tls nor tunnel.insecure: true; it will refuse to tunnel them in plaintext")
 	}
@@ -299,7 +303,8 @@ func (n *Node) onMembers(s *membership.Snapshot) {
 		counts[[2]string{string(m.Role), string(m.State)}]++
 		// Keep connections to draining egress nodes: their live streams finish.
 		if m.State == membership.StateAlive && m.Role == role.Egress && m.Tunnel != "" {
-			eps = append(eps, tunnel.Endpoint{Name: m.Name, Addr: m.Tunnel, Hint: m.Hint, Draining: m.Draining})
+			eps = append(eps, tunnel.Endpoint{Name: m.Name, Addr: m.Tunnel, Hint: m.Hint, Draining: m.Draining,
+				Lazy: n.eager != nil && !n.eager(m.Hint)})
 		}
 	}
 	n.metrics.SetMembers(counts)

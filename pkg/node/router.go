@@ -57,6 +57,14 @@ func (rt *router) routes() bool {
 	return len(rt.policy.Rules) > 0 || rt.policy.AllowClientHint || rt.regionHint != ""
 }
 
+// eager reports whether requests go to egress nodes of hint without a
+// fallback or a client's choice: the rules' hint for this location, or the
+// region-block pool. Connections to the other hints' nodes wait for their
+// first use, so an ingress does not hold one to every egress of the mesh.
+func (rt *router) eager(hint string) bool {
+	return hint != "" && (hint == rt.policy.RuleHint() || hint == rt.regionHint)
+}
+
 // picked is the connection a routing.Picker chose, for the target.
 type picked map[string]http.RoundTripper
 

@@ -168,3 +168,21 @@ func TestRouterRemembersRegionRefusals(t *testing.T) {
 		t.Fatalf("a plaintext ingress rerouted to %s", targetName(got))
 	}
 }
+
+// TestRouterEagerHints: an ingress connects at once only to the egress
+// nodes its rules or its region-block pool name.
+func TestRouterEagerHints(t *testing.T) {
+	now := time.Now()
+	rt := newTestRouter(&testMesh{}, hkRules, &now) // rules: HK → wnam; region pool: wnam
+	rt.regionHint = "weur"
+	for hint, want := range map[string]bool{"wnam": true, "weur": true, "enam": false, "apac": false, "": false} {
+		if got := rt.eager(hint); got != want {
+			t.Errorf("eager(%q) = %v, want %v", hint, got, want)
+		}
+	}
+	rt = newTestRouter(&testMesh{}, noRules, &now)
+	rt.regionHint = ""
+	if rt.eager("wnam") {
+		t.Error("an ingress without rules or region pool connects eagerly")
+	}
+}

@@ -126,7 +126,7 @@ func (p *Policy) Decide(clientHint string, choose Picker) (Decision, error) {
 		}
 		d.Wanted, d.Reason = h, ReasonClient
 	default:
-		d.Wanted = p.ruleHint()
+		d.Wanted = p.RuleHint()
 		d.Reason = ReasonRule
 	}
 	if d.Wanted == "" {
@@ -152,7 +152,8 @@ func (p *Policy) Decide(clientHint string, choose Picker) (Decision, error) {
 	return d, nil
 }
 
-func (p *Policy) ruleHint() string {
+// RuleHint is the hint the rules name for this node's location, or "".
+func (p *Policy) RuleHint() string {
 	for _, r := range p.Rules {
 		for _, loc := range r.Locs {
 			if strings.EqualFold(loc, p.Loc) {

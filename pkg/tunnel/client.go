@@ -63,7 +63,10 @@ type Conn struct {
 
 // Dial opens a connection to the egress at addr and starts connecting at
 // once, so the first request does not pay for the handshake.
-func Dial(name, addr string, cfg DialConfig) (*Conn, error) {
+func Dial(name, addr string, cfg DialConfig) (*Conn, error) { return dial(name, addr, cfg, true) }
+
+// dial opens a connection that connects now, or on first use when !connect.
+func dial(name, addr string, cfg DialConfig, connect bool) (*Conn, error) {
 	creds := insecure.NewCredentials()
 	if cfg.TLS != nil {
 		creds = credentials.NewTLS(cfg.TLS)
@@ -91,7 +94,9 @@ func Dial(name, addr string, cfg DialConfig) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tunnel: dial %s at %s: %w", name, addr, err)
 	}
-	cc.Connect()
+	if connect {
+		cc.Connect()
+	}
 	return &Conn{Name: name, Addr: addr, cc: cc, client: tunnelv1.NewTunnelClient(cc)}, nil
 }
 

@@ -17,6 +17,9 @@ type Endpoint struct {
 	// Draining: keep the connection for the streams it serves, but pick it
 	// for no new request.
 	Draining bool
+	// Lazy: connect on the first Pick of its hint, not now (a hint this
+	// ingress routes to only by fallback or a client's choice).
+	Lazy bool
 }
 
 // sameConn reports whether a connection dialled for e serves o too.
@@ -25,7 +28,8 @@ func (e Endpoint) sameConn(o Endpoint) bool {
 }
 
 // Pool holds one long-lived connection per egress node, opened when the node
-// joins the mesh and retired (closed once idle) when it leaves.
+// joins the mesh (or, for a lazy endpoint, when its hint is first picked)
+// and retired (closed once idle) when it leaves.
 type Pool struct {
 	cfg   DialConfig
 	log   *slog.Logger
@@ -33,7 +37,23 @@ type Pool struct {
 	conns map[string]*Conn
 	// byHint indexes the connections new requests may use, rebuilt by
 	// each Sync and read without a lock by Pick.
-	byHint atomic.Pointer[map[string][]*Conn]
+	byHint atomic.Pointer[map[string]*hintConns]
+}
+
+// hintConns are the connections to the egress nodes of one hint.
+type hintConns struct {
+	conns []*Conn
+	warm  atomic.Bool // Pick has connected them
+}
+
+// warmUp connects the hint's lazy connections, once per index.
+func (h *hintConns) warmUp() {
+	if h.warm.Load() || !h.warm.CompareAndSwap(false, true) {
+		return
+	}
+	for _, c := range h.conns {
+		c.cc.Connect() // a no-op on a connection already up
+	}
 }
 
 // NewPool returns an empty pool.
@@ -64,9 +84,14 @@ func (p *Pool) Sync(eps []Endpoint) {
 	for name, ep := range want {
 		if c, ok := p.conns[name]; ok {
 			// Gossip says the egress is alive: a connection waiting out its
-			// reconnect backoff (up to 2 minutes) tries again now.
-			if c.cc.GetState() == connectivity.TransientFailure {
+			// reconnect backoff tries again now.
+			switch c.cc.GetState() {
+			case connectivity.TransientFailure:
 				c.cc.ResetConnectBackoff()
+			case connectivity.Idle:
+				if !ep.Lazy {
+					c.cc.Connect()
+				}
 			}
 			continue
 		}
@@ -77,7 +102,7 @@ func (p *Pool) Sync(eps []Endpoint) {
 		if cfg.TLSFor != nil {
 			cfg.TLS = cfg.TLSFor(ep)
 		}
-		c, err := Dial(name, ep.Addr, cfg)
+		c, err := dial(name, ep.Addr, cfg, !ep.Lazy)
 		if err != nil {
 			p.log.Warn("tunnel: cannot dial egress", "egress", name, "addr", ep.Addr, "err", err)
 			continue
@@ -86,11 +111,18 @@ func (p *Pool) Sync(eps []Endpoint) {
 		p.log.Info("tunnel: connecting to egress", "egress", name, "addr", ep.Addr)
 		p.conns[name] = c
 	}
-	byHint := make(map[string][]*Conn)
+	byHint := make(map[string]*hintConns)
 	for name, ep := range want {
-		if c, ok := p.conns[name]; ok && !ep.Draining {
-			byHint[ep.Hint] = append(byHint[ep.Hint], c)
+		c, ok := p.conns[name]
+		if !ok || ep.Draining {
+			continue
 		}
+		h := byHint[ep.Hint]
+		if h == nil {
+			h = &hintConns{}
+			byHint[ep.Hint] = h
+		}
+		h.conns = append(h.conns, c)
 	}
 	p.byHint.Store(&byHint)
 }
@@ -105,11 +137,12 @@ func (p *Pool) Pick(hint string, exclude []string, rnd func(int) int) (*Conn, bo
 	if idx == nil {
 		return nil, false
 	}
-	conns := (*idx)[hint]
-	n := len(conns)
-	if n == 0 {
+	h := (*idx)[hint]
+	if h == nil {
 		return nil, false
 	}
+	h.warmUp()
+	conns, n := h.conns, len(h.conns)
 	// Two different places to start from, so that two usable connections
 	// are two choices.
 	i := rnd(n)

@@ -186,7 +186,9 @@ func idleConn(tb testing.TB, name string) *Conn {
 // indexed is a pool whose index holds conns under hint.
 func indexed(hint string, conns ...*Conn) *Pool {
 	p := NewPool(DialConfig{})
-	p.byHint.Store(&map[string][]*Conn{hint: conns})
+	h := &hintConns{conns: conns}
+	h.warm.Store(true) // leave idle connections idle
+	p.byHint.Store(&map[string]*hintConns{hint: h})
 	return p
 }
 
@@ -255,10 +257,11 @@ func TestPoolSyncIndexesNotDraining(t *testing.T) {
 func BenchmarkPoolPick(b *testing.B) {
 	for _, n := range []int{3, 100, 1000} {
 		b.Run(strconv.Itoa(n), func(b *testing.B) {
-			byHint := map[string][]*Conn{}
+			byHint := map[string]*hintConns{"wnam": {}, "weur": {}}
+			byHint["wnam"].warm.Store(true) // no dialling in the loop
 			for i := range n {
-				byHint["wnam"] = append(byHint["wnam"], idleConn(b, "w"+strconv.Itoa(i)))
-				byHint["weur"] = append(byHint["weur"], idleConn(b, "e"+strconv.Itoa(i)))
+				byHint["wnam"].conns = append(byHint["wnam"].conns, idleConn(b, "w"+strconv.Itoa(i)))
+				byHint["weur"].conns = append(byHint["weur"].conns, idleConn(b, "e"+strconv.Itoa(i)))
 			}
 			p := NewPool(DialConfig{})
 			p.byHint.Store(&byHint)
@@ -270,4 +273,24 @@ func BenchmarkPoolPick(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestPoolLazyEndpoints: an endpoint of a hint this ingress routes to only
+// by fallback is not connected until its hint is first picked.
+func TestPoolLazyEndpoints(t *testing.T) {
+	checkLeaks(t)
+	_, addr := startEgress(t, ServerConfig{Handler: http.NotFoundHandler()})
+	p := NewPool(DialConfig{})
+	defer p.Close()
+	p.Sync([]Endpoint{{Name: "w", Addr: addr, Hint: "wnam"}, {Name: "e", Addr: addr, Hint: "weur", Lazy: true}})
+	w, _ := p.Get("w")
+	e, _ := p.Get("e")
+	wait.Until(t, 5*time.Second, "the eager connection", w.ready)
+	if s := e.cc.GetState(); s != connectivity.Idle {
+		t.Fatalf("the lazy connection is %s before any pick", s)
+	}
+	if got, ok := p.Pick("weur", nil, rand.IntN); !ok || got != e {
+		t.Fatalf("pick of weur: %v, %v", got, ok)
+	}
+	wait.Until(t, 5*time.Second, "the lazy connection once picked", e.ready)
 }
