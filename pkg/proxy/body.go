@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"net/http"
@@ -255,64 +254,4 @@ func (b *replayBudget) release(n int64) {
 		b.used.Add(-n)
 		b.metrics.AddReplayBytes(-n)
 	}
-}
-
-// keepChunk is the first buffer for a body of unknown length; it doubles as
-// the body arrives.
-const keepChunk = 32 << 10
-
-// keepForReplay reads a body of at most limit bytes into memory so it can be
-// sent again, reserving the memory in budget: the declared Content-Length up
-// front, or the buffer as it grows when the length is unknown. A larger body,
-// or one that does not fit in the budget, streams as it is and is never
-// retried. It returns the bytes reserved, to release when the request ends.
-func keepForReplay(r *http.Request, limit int64, budget *replayBudget) (int64, error) {
-	if r.Body == nil || r.Body == http.NoBody || r.ContentLength > limit {
-		return 0, nil
-	}
-	var buf []byte
-	var reserved int64
-	for {
-		if len(buf) == cap(buf) {
-			declared := r.ContentLength > 0 // 0 with a body: unknown (net/http)
-			if int64(len(buf)) > limit || declared && cap(buf) > 0 {
-				break // larger than it may be kept, or than it said
-			}
-			size := min(max(2*int64(cap(buf)), keepChunk), limit+1)
-			if declared {
-				// One byte beyond the declared length shows the end
-				// without another allocation.
-				size = r.ContentLength + 1
-			}
-			grow := size - int64(cap(buf))
-			if !budget.reserve(grow) {
-				break
-			}
-			reserved += grow
-			buf = append(make([]byte, 0, size), buf...)
-		}
-		n, err := r.Body.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return reserved, keep(r, buf)
-		}
-		if err != nil {
-			return reserved, err
-		}
-	}
-	// Not kept: what was read streams ahead of the rest.
-	r.Body = struct {
-		io.Reader
-		io.Closer
-	}{io.MultiReader(bytes.NewReader(buf), r.Body), r.Body}
-	return reserved, nil
-}
-
-// keep makes buf the replayable body of r.
-func keep(r *http.Request, buf []byte) error {
-	r.Body.Close()
-	r.ContentLength = int64(len(buf))
-	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
-	r.Body, _ = r.GetBody()
-	return nil
 }

@@ -276,7 +276,9 @@ func (f *holding) RoundTrip(req *http.Request) (*http.Response, error) {
 	f.mu.Lock()
 	f.arrived++
 	if req.GetBody != nil {
-		f.kept++
+		if _, err := req.GetBody(); err == nil { // the body read, a replay could follow
+			f.kept++
+		}
 	}
 	f.mu.Unlock()
 	<-f.release

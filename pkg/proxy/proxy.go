@@ -172,7 +172,7 @@ type exchange struct {
 	attempts  int           // round trips tried
 	tried     []string      // egress nodes that did not take the request
 	body      *pacedBody    // the client's body under its pace; nil without one
-	kept      int64         // bytes of the replay budget this request holds
+	replay    *replayBody   // the body kept for another try; nil: sent once
 }
 
 type exchangeKey struct{}
@@ -235,10 +235,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		name = ex.provider.Name
 		ex.body = body
 	}
-	if perr == nil {
-		perr = h.prepare(r, ex)
-		defer func() { h.replay.release(ex.kept) }()
-	}
 	if perr != nil {
 		route = RouteRejected
 		perr.Write(sw, h.styleOf(r))
@@ -246,6 +242,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if ex.target.Route != "" {
 		route = ex.target.Route
+	}
+	if h.retries(ex) {
+		// Kept while it streams, for another try; released at the end.
+		if ex.replay = keepWhileStreaming(r, h.cfg.RetryBodyBytes, &h.replay); ex.replay != nil {
+			defer ex.replay.close()
+		}
 	}
 	ex.status = sw
 	defer h.cfg.Metrics.Begin(string(route))()
@@ -269,27 +271,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer r.Body.Close()
 	}
 	h.rp.ServeHTTP(out, r.WithContext(context.WithValue(ctx, exchangeKey{}, ex)))
-}
-
-// prepare keeps the body of a request that may be sent more than once,
-// within the replay budget; ServeHTTP releases ex.kept when the request ends.
-func (h *Handler) prepare(r *http.Request, ex *exchange) *provider.Error {
-	if !h.retries(ex) {
-		return nil
-	}
-	var err error
-	ex.kept, err = keepForReplay(r, h.cfg.RetryBodyBytes, &h.replay)
-	var tooBig *http.MaxBytesError
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &tooBig):
-		return tooLarge(tooBig.Limit)
-	}
-	if perr, ok := bodyTimeout(err); ok {
-		return perr
-	}
-	return &provider.Error{Status: http.StatusBadRequest, Code: "bad_request_body", Message: "could not read the request body"}
 }
 
 // chosen is the target that served the request (the last one tried);
