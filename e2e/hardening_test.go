@@ -1,6 +1,10 @@
 package e2e
 
 import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -49,5 +53,40 @@ func TestOptionsAsterisk(t *testing.T) {
 	}
 	if status := rawRequest(t, in.HTTPAddr(), "OPTIONS * HTTP/1.1", "Host: x\r\n"); status != 400 {
 		t.Errorf("ingress: OPTIONS * answered %d, want 400", status)
+	}
+}
+
+// TestShutdownKeepsTheDrainDeadline: a pool stopped all at once (every node
+// SIGTERMed at the same instant) exits within its drain deadline, although
+// no peer is left to acknowledge its departure.
+func TestShutdownKeepsTheDrainDeadline(t *testing.T) {
+	m := newMesh(t)
+	var names []string
+	for i := range 8 {
+		names = append(names, fmt.Sprintf("sd-%d", i))
+		m.start(nodeSpec{role: role.Egress, name: names[i], loc: "US", hint: "wnam", profileGossip: true,
+			edit: func(c *config.Config) { c.Gossip.Profile = "lan" }})
+	}
+	m.mu.Lock()
+	nodes := make([]*node.Node, 0, len(names))
+	for _, name := range names {
+		nodes = append(nodes, m.nodes[name])
+	}
+	m.mu.Unlock()
+	m.waitMembers(nodes[0], names[1:]...)
+	var wg sync.WaitGroup
+	took := make([]time.Duration, len(nodes))
+	for i, n := range nodes {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			start := time.Now()
+			n.Shutdown(ctx)
+			took[i] = time.Since(start)
+		})
+	}
+	wg.Wait()
+	if slowest := slices.Max(took); slowest > 3*time.Second {
+		t.Fatalf("the slowest node took %s to shut down with a drain deadline of 1s: %v", slowest, took)
 	}
 }

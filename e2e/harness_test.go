@@ -59,11 +59,13 @@ func newMesh(t testing.TB) *mesh {
 
 // nodeSpec describes one node to start.
 type nodeSpec struct {
-	role      role.Role
-	name      string
-	loc, hint string
-	rules     []config.Rule
-	fallback  string
+	// profileGossip keeps gossip.profile's timers instead of fastGossip's.
+	profileGossip bool
+	role          role.Role
+	name          string
+	loc, hint     string
+	rules         []config.Rule
+	fallback      string
 	// providerURL overrides every provider's base URL ("" = the fake provider).
 	providerURL string
 	token       string // "" = testToken
@@ -137,7 +139,11 @@ func (m *mesh) start(s nodeSpec) *node.Node {
 		level = cfg.SlogLevel()
 	}
 	log := slog.New(slog.NewTextHandler(m.logs, &slog.HandlerOptions{Level: level})).With("node", s.name)
-	n, err := node.Start(rt, log, node.Options{TuneGossip: fastGossip})
+	opts := node.Options{TuneGossip: fastGossip}
+	if s.profileGossip {
+		opts.TuneGossip = nil
+	}
+	n, err := node.Start(rt, log, opts)
 	if err != nil {
 		m.t.Fatalf("start %s: %v", s.name, err)
 	}

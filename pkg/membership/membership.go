@@ -25,7 +25,8 @@ var (
 const (
 	// rebuildInterval also rebuilds without events, to forget old nodes.
 	rebuildInterval = time.Second
-	// updateTimeout bounds how long SetMeta waits for its broadcast.
+	// updateTimeout bounds how long SetMeta waits for its broadcast when
+	// given no timeout.
 	updateTimeout = 5 * time.Second
 	// defaultLeaveTimeout is used when Leave gets no timeout: memberlist
 	// would otherwise wait forever for a broadcast nobody may receive.
@@ -128,7 +129,10 @@ func (m *Membership) Snapshot() *Snapshot { return m.snap.Load() }
 
 // SetMeta changes the local metadata and gossips it, waiting a few seconds
 // at most for the broadcast (the change spreads anyway).
-func (m *Membership) SetMeta(meta Meta) error {
+func (m *Membership) SetMeta(meta Meta, timeout time.Duration) error {
+	if timeout <= 0 {
+		timeout = updateTimeout
+	}
 	encoded, err := meta.Encode()
 	if err != nil {
 		return err
@@ -144,7 +148,7 @@ func (m *Membership) SetMeta(meta Meta) error {
 	}
 	m.meta = meta
 	m.delegate.set(encoded)
-	if err := m.ml.UpdateNode(updateTimeout); err != nil {
+	if err := m.ml.UpdateNode(timeout); err != nil {
 		m.log.Warn("membership: metadata broadcast not confirmed", "err", err)
 	}
 	return nil

@@ -106,7 +106,7 @@ func TestConverge(t *testing.T) {
 	// eg-1 drains: everyone stops offering it.
 	draining := metas["eg-1"]
 	draining.Draining = true
-	if err := nodes[1].SetMeta(draining); err != nil {
+	if err := nodes[1].SetMeta(draining, 0); err != nil {
 		t.Fatalf("SetMeta: %v", err)
 	}
 	for _, n := range nodes {
@@ -123,7 +123,7 @@ func TestSetMetaTooLarge(t *testing.T) {
 	t.Parallel()
 	m := start(t, testConfig("big", Meta{Role: "egress"}))
 	huge := Meta{Role: "egress", Tunnel: strings.Repeat("x", 600)}
-	if err := m.SetMeta(huge); !errors.Is(err, ErrMetaTooLarge) {
+	if err := m.SetMeta(huge, 0); !errors.Is(err, ErrMetaTooLarge) {
 		t.Errorf("SetMeta(huge) = %v, want ErrMetaTooLarge", err)
 	}
 	if got, _ := m.Snapshot().Get("big"); got.Meta != (Meta{Role: "egress"}) {
@@ -157,7 +157,7 @@ func TestLeaveAndCrash(t *testing.T) {
 	if err := b.Leave(5 * time.Second); err != nil {
 		t.Errorf("second Leave: %v", err)
 	}
-	if err := b.SetMeta(Meta{Role: "egress"}); !errors.Is(err, ErrLeft) {
+	if err := b.SetMeta(Meta{Role: "egress"}, 0); !errors.Is(err, ErrLeft) {
 		t.Errorf("SetMeta after Leave = %v, want ErrLeft", err)
 	}
 	for _, n := range []*Membership{a, c} {
@@ -175,7 +175,7 @@ func TestLeaveAndCrash(t *testing.T) {
 	if err := b.Leave(5 * time.Second); !errors.Is(err, ErrStopped) {
 		t.Errorf("Leave after Shutdown = %v, want ErrStopped", err)
 	}
-	if err := b.SetMeta(Meta{}); !errors.Is(err, ErrStopped) {
+	if err := b.SetMeta(Meta{}, 0); !errors.Is(err, ErrStopped) {
 		t.Errorf("SetMeta after Shutdown = %v, want ErrStopped", err)
 	}
 	if b.Snapshot() == nil {
@@ -432,7 +432,7 @@ func TestOnChange(t *testing.T) {
 		_ = self.Snapshot()
 		_ = self.LocalAddr()
 		once.Do(func() {
-			if err := self.SetMeta(Meta{Role: "ingress", Version: "v2"}); err != nil {
+			if err := self.SetMeta(Meta{Role: "ingress", Version: "v2"}, 0); err != nil {
 				t.Errorf("SetMeta from OnChange: %v", err)
 			}
 		})

@@ -331,6 +331,10 @@ func (n *Node) Members() *membership.Snapshot { return n.members.Snapshot() }
 // Err reports a listener that failed after Start.
 func (n *Node) Err() <-chan error { return n.serveErr }
 
+// leaveTimeout bounds the gossip of a departure (draining, then leave),
+// within the drain deadline.
+const leaveTimeout = 5 * time.Second
+
 // leaveLinger is how long a leaving node keeps gossiping after Leave.
 const leaveLinger = time.Second
 
@@ -364,12 +368,19 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	// egress before its tunnel refuses them.
 	if n.members != nil {
 		wg.Go(func() {
+			// Within the drain deadline: when a whole pool stops at once,
+			// no peer acknowledges, and each wait runs to its timeout.
+			budget := leaveTimeout
+			if deadline, ok := ctx.Deadline(); ok {
+				budget = min(budget, time.Until(deadline))
+			}
 			meta := n.meta
 			meta.Draining = true
-			if err := n.members.SetMeta(meta); err != nil {
+			leaveBy := time.Now().Add(budget)
+			if err := n.members.SetMeta(meta, max(budget/4, time.Millisecond)); err != nil {
 				n.log.Warn("cannot gossip draining state", "err", err)
 			}
-			if err := n.members.Leave(5 * time.Second); err != nil {
+			if err := n.members.Leave(max(time.Until(leaveBy), time.Millisecond)); err != nil {
 				n.log.Warn("gossip leave", "err", err)
 			}
 			// Leave returns once one peer has the news. Keep answering
