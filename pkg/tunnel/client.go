@@ -86,6 +86,9 @@ func dial(name, addr string, cfg DialConfig, connect bool) (*Conn, error) {
 		// at the same address must be back in rotation at once. A dead one
 		// leaves the pool when gossip declares it so.
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: reconnectBackoff, MinConnectTimeout: 20 * time.Second}),
+		grpc.WithInitialWindowSize(streamWindow),
+		grpc.WithInitialConnWindowSize(connWindow),
+		grpc.WithContextDialer(dialTCP),
 	}
 	if cfg.Token != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(tokenCredentials{token: cfg.Token, secure: cfg.TLS != nil}))

@@ -111,6 +111,8 @@ func (s *Server) GRPCServer() *grpc.Server {
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: ka.Interval, Timeout: ka.Timeout}),
 		// grpc-go's default is 120 s: silent connections would be held that long.
 		grpc.ConnectionTimeout(s.cfg.HandshakeTimeout),
+		grpc.InitialWindowSize(streamWindow),
+		grpc.InitialConnWindowSize(connWindow),
 		grpc.Creds(s.handshakeCreds()),
 	}
 	g := grpc.NewServer(append(opts, s.cfg.serverOptions...)...)
