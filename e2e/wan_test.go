@@ -434,11 +434,13 @@ func (o *ocean) pacedBody() wanRow {
 
 // smallBesideUpload: small requests sent one after another while a 20 MiB
 // upload crosses: through the ingress, the upload shares the tunnel's one
-// connection with them; on the floor, it has its own.
+// connection with them; on the floor, it has its own, warmed by a 4 MiB
+// upload first, as the tunnel is by the rows before.
 func (o *ocean) smallBesideUpload() wanRow {
-	beside := func(c *http.Client, url, uploadURL string) ([]time.Duration, time.Duration) {
-		bulk := o.client() // the upload's own connection to the ingress or the provider
-		defer bulk.CloseIdleConnections()
+	floorBulk := o.client() // the floor upload's own kept-alive connection
+	defer floorBulk.CloseIdleConnections()
+	o.must(o.send(floorBulk, o.floorURL("/v1/echo/upload"), io.LimitReader(zeroReader{}, 4<<20), 4<<20, nil))
+	beside := func(c, bulk *http.Client, url, uploadURL string) ([]time.Duration, time.Duration) {
 		const n = 20 << 20
 		done := make(chan exchange, 1)
 		go func() { done <- o.send(bulk, uploadURL, io.LimitReader(zeroReader{}, n), n, nil) }()
@@ -460,10 +462,12 @@ func (o *ocean) smallBesideUpload() wanRow {
 			}
 		}
 	}
+	meshBulk := o.client() // the upload's own connection to the ingress, in host A
+	defer meshBulk.CloseIdleConnections()
 	var floor, mesh, floorUp, meshUp []time.Duration
 	for range 2 {
-		f, fu := beside(o.floor, o.floorURL("/v1/chat/completions"), o.floorURL("/v1/echo/upload"))
-		m, mu := beside(o.local, o.meshURL("/v1/chat/completions"), o.meshURL("/v1/echo/upload"))
+		f, fu := beside(o.floor, floorBulk, o.floorURL("/v1/chat/completions"), o.floorURL("/v1/echo/upload"))
+		m, mu := beside(o.local, meshBulk, o.meshURL("/v1/chat/completions"), o.meshURL("/v1/echo/upload"))
 		floor, floorUp = append(floor, f...), append(floorUp, fu)
 		mesh, meshUp = append(mesh, m...), append(meshUp, mu)
 	}
