@@ -65,11 +65,12 @@ bench: ## run the benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./...
 
 # WAN_RTT, WAN_RATE (Mbit/s), WAN_LOSS (a fraction) change the link;
-# WAN_ROWS=warm,paced,beside,fresh,back,connecting,cut picks rows;
+# WAN_ROWS=warm,paced,beside,fresh,back,connecting,cut,idle picks rows;
+# WAN_IDLE=31m runs the 30-minute idle row;
 # WAN_LOGS=dir keeps the node logs.
 bench-wan: ## across an emulated ocean (root, ip, /dev/net/tun; skips without): check the link, then each row against its floor
 	LLMESH_WAN=1 $(GO) test -count=1 -v -run '^(TestHostsBounds|TestOceanLink)$$' ./internal/wan
-	LLMESH_WAN=1 $(GO) test -count=1 -timeout 10m -v -run '^TestAcrossOceans$$' ./e2e
+	LLMESH_WAN=1 $(GO) test -count=1 -timeout $(if $(WAN_IDLE),60m,10m) -v -run '^TestAcrossOceans$$' ./e2e
 
 # buf compiles the proto itself (no protoc) and runs protoc-gen-go and
 # protoc-gen-go-grpc with go tool: those two are pinned in go.mod, beside the
