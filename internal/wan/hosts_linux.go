@@ -38,8 +38,9 @@ func Start(cfg Config) (_ *Hosts, err error) {
 	if err := Check(); err != nil {
 		return nil, err
 	}
-	id := fmt.Sprintf("%d-%d", os.Getpid(), runs.Add(1))
-	dev := fmt.Sprintf("lmw%x", os.Getpid()<<4|int(runs.Load()&0xf)) // ≤ 15 bytes (IFNAMSIZ)
+	n := runs.Add(1)
+	id := fmt.Sprintf("%d-%d", os.Getpid(), n)
+	dev := fmt.Sprintf("lmw%xn%d", os.Getpid(), n) // ≤ 15 bytes (IFNAMSIZ) with its a or b
 	h := &Hosts{
 		A: Host{NS: "llmesh-wan-a-" + id, Addr: AddrA, dev: dev + "a"},
 		B: Host{NS: "llmesh-wan-b-" + id, Addr: AddrB, dev: dev + "b"},
