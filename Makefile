@@ -8,7 +8,7 @@ TOOL     := $(GO) tool -modfile=tools/go.mod
 # Packages whose tests run under the race detector (everything with goroutines).
 RACE_PKGS := ./pkg/... ./internal/...
 
-.PHONY: help build run demo test chaos vet lint ci fuzz bench proto proto-check clean
+.PHONY: help build run demo test chaos vet lint ci fuzz bench bench-wan proto proto-check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -63,6 +63,14 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 60s; or a count like 1
 
 bench: ## run the benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./...
+
+# WAN_RTT, WAN_RATE (Mbit/s), WAN_LOSS (a fraction) change the link;
+# WAN_ROWS=warm,paced,beside,fresh,back,connecting,cut,idle picks rows;
+# WAN_IDLE=31m runs the 30-minute idle row;
+# WAN_LOGS=dir keeps the node logs.
+bench-wan: ## across an emulated ocean (root, ip, /dev/net/tun; skips without): check the link, then each row against its floor
+	LLMESH_WAN=1 $(GO) test -count=1 -v -run '^(TestHostsBounds|TestOceanLink)$$' ./internal/wan
+	LLMESH_WAN=1 $(GO) test -count=1 -timeout $(if $(WAN_IDLE),60m,10m) -v -run '^TestAcrossOceans$$' ./e2e
 
 # buf compiles the proto itself (no protoc) and runs protoc-gen-go and
 # protoc-gen-go-grpc with go tool: those two are pinned in go.mod, beside the
