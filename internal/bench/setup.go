@@ -1,0 +1,261 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// setup is one row of the table: the proxy processes it starts (none for
+// DIRECT) and where the load generator sends its chat completions.
+type setup struct {
+	name  string
+	path  string // chat completions, as this setup serves them
+	start func(r *runner) (procs []*process, base string, err error)
+}
+
+// setups are the rows in the order they run. The floors run again after
+// llmesh when bracket is set, so drift during the run shows.
+func setups(bracket bool) []setup {
+	direct := setup{"DIRECT (no proxy)", "/v1/chat/completions", func(r *runner) ([]*process, string, error) {
+		return nil, r.provider.URL, nil
+	}}
+	floor := setup{"Go floor", "/v1/chat/completions", startFloor}
+	twoHop := setup{"two-hop floor", "/v1/chat/completions", startTwoHop}
+	list := []setup{
+		direct, floor, twoHop,
+		{"llmesh direct", "/openai/v1/chat/completions", startDirect},
+		{"llmesh tunnel", "/openai/v1/chat/completions", startTunnel},
+	}
+	if bracket {
+		floor.name += " (again)"
+		twoHop.name += " (again)"
+		list = append(list, floor, twoHop)
+	}
+	return list
+}
+
+var (
+	floorListening = regexp.MustCompile(`listening (http://\S+)`)
+	nodeHTTP       = regexp.MustCompile(`node started.* http=(\S+)`)
+	nodeGossip     = regexp.MustCompile(`node started.* gossip=(\S+)`)
+)
+
+func startFloor(r *runner) ([]*process, string, error) {
+	p, err := r.start("floor", "floor", "-target", r.provider.URL)
+	if err != nil {
+		return nil, "", err
+	}
+	base, err := p.waitFor(floorListening)
+	return []*process{p}, base, err
+}
+
+// startTwoHop chains two floors: the load generator → floor 1 → floor 2 →
+// the provider, the reference for an ingress and an egress.
+func startTwoHop(r *runner) ([]*process, string, error) {
+	second, err := r.start("floor-2", "floor", "-target", r.provider.URL)
+	if err != nil {
+		return nil, "", err
+	}
+	procs := []*process{second}
+	target, err := second.waitFor(floorListening)
+	if err != nil {
+		return procs, "", err
+	}
+	first, err := r.start("floor-1", "floor", "-target", target)
+	if err != nil {
+		return procs, "", err
+	}
+	procs = append(procs, first)
+	base, err := first.waitFor(floorListening)
+	return procs, base, err
+}
+
+// The nodes log at info, one access log line per request, as in
+// production; their logs go to files in the run's temporary directory.
+const (
+	directConfig = `node: {name: bench-direct, loc: US}
+http: {listen: "127.0.0.1:0"}
+gossip: {bind: "127.0.0.1:0", profile: local}
+drain_timeout: 1s
+providers:
+  openai: {base_url: "%s"}
+`
+	// tunnel.max_streams is raised above the 1000 streams of the largest
+	// phase, so the row measures the tunnel rather than its admission cap.
+	egressConfig = `node: {name: bench-egress, loc: US, hint: wnam}
+http: {listen: "127.0.0.1:0"}
+tunnel: {listen: "127.0.0.1:0", token: bench-token, max_streams: 4096}
+gossip: {bind: "127.0.0.2:0", profile: local}
+drain_timeout: 1s
+providers:
+  openai: {base_url: "%s"}
+`
+	// The ingress's own provider address is closed: a 200 can only have
+	// come through the tunnel.
+	ingressConfig = `node: {name: bench-ingress, loc: HK}
+http: {listen: "127.0.0.1:0"}
+tunnel: {token: bench-token, insecure: true}
+gossip: {bind: "127.0.0.3:0", profile: local, join: ["%s"]}
+routing:
+  rules: [{locs: [HK], hint: wnam}]
+drain_timeout: 1s
+providers:
+  openai: {base_url: "http://127.0.0.1:9"}
+`
+)
+
+func startDirect(r *runner) ([]*process, string, error) {
+	cfg, err := r.writeConfig("direct.yaml", fmt.Sprintf(directConfig, r.provider.URL))
+	if err != nil {
+		return nil, "", err
+	}
+	p, err := r.start("ingress", "ingress", "-config", cfg)
+	if err != nil {
+		return nil, "", err
+	}
+	addr, err := p.waitFor(nodeHTTP)
+	return []*process{p}, "http://" + addr, err
+}
+
+func startTunnel(r *runner) ([]*process, string, error) {
+	cfg, err := r.writeConfig("egress.yaml", fmt.Sprintf(egressConfig, r.provider.URL))
+	if err != nil {
+		return nil, "", err
+	}
+	egress, err := r.start("egress", "egress", "-config", cfg)
+	if err != nil {
+		return nil, "", err
+	}
+	procs := []*process{egress}
+	gossip, err := egress.waitFor(nodeGossip)
+	if err != nil {
+		return procs, "", err
+	}
+	if cfg, err = r.writeConfig("ingress.yaml", fmt.Sprintf(ingressConfig, gossip)); err != nil {
+		return procs, "", err
+	}
+	ingress, err := r.start("ingress-tunnel", "ingress", "-config", cfg)
+	if err != nil {
+		return procs, "", err
+	}
+	procs = append(procs, ingress)
+	addr, err := ingress.waitFor(nodeHTTP)
+	return procs, "http://" + addr, err
+}
+
+// process is one proxy process under test.
+type process struct {
+	name   string
+	cmd    *exec.Cmd
+	log    string // its stdout and stderr
+	cpus   string // Cpus_allowed_list, read once started
+	exited chan struct{}
+}
+
+func (r *runner) writeConfig(name, text string) (string, error) {
+	path := filepath.Join(r.dir, name)
+	return path, os.WriteFile(path, []byte(text), 0o600)
+}
+
+// start runs the built command bin with args on the proxies' CPU.
+func (r *runner) start(name, bin string, args ...string) (*process, error) {
+	p := &process{name: name, log: filepath.Join(r.dir, name+".log"), exited: make(chan struct{})}
+	out, err := os.Create(p.log)
+	if err != nil {
+		return nil, err
+	}
+	defer out.Close() // the child has its own descriptor
+	p.cmd = exec.Command(filepath.Join(r.dir, bin), args...)
+	p.cmd.Stdout, p.cmd.Stderr = out, out
+	if err := StartOn(p.cmd, r.proxyCPU); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	go func() {
+		_ = p.cmd.Wait()
+		close(p.exited)
+	}()
+	if p.cpus, err = AllowedCPUs(p.cmd.Process.Pid); err != nil {
+		p.stop()
+		return nil, err
+	}
+	return p, nil
+}
+
+// startTimeout bounds the wait for a process's start line.
+const startTimeout = 20 * time.Second
+
+// waitFor polls the process's log until re matches and returns its first
+// group.
+func (p *process) waitFor(re *regexp.Regexp) (string, error) {
+	deadline := time.Now().Add(startTimeout)
+	for {
+		b, err := os.ReadFile(p.log)
+		if err != nil {
+			return "", err
+		}
+		if m := re.FindSubmatch(b); m != nil {
+			return string(m[1]), nil
+		}
+		select {
+		case <-p.exited:
+			return "", fmt.Errorf("%s exited (%v) before logging %q:\n%s", p.name, p.cmd.ProcessState, re, tail(b))
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("%s did not log %q within %v:\n%s", p.name, re, startTimeout, tail(b))
+		}
+	}
+}
+
+// tail is the end of a log, for an error message.
+func tail(b []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.Join(lines[max(0, len(lines)-10):], "\n")
+}
+
+// stop ends the process: SIGTERM, then SIGKILL if it lingers.
+func (p *process) stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(5 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	}
+}
+
+// cpuTime is the CPU time of all the processes together.
+func cpuTime(procs []*process) (time.Duration, error) {
+	var sum time.Duration
+	for _, p := range procs {
+		t, err := CPUTime(p.cmd.Process.Pid)
+		if err != nil {
+			return 0, err
+		}
+		sum += t
+	}
+	return sum, nil
+}
+
+// waitReady sends chat completions until one is answered.
+func waitReady(ctx context.Context, do func(context.Context) error) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := do(ctx)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return errors.Join(errors.New("not ready within 30 s"), err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

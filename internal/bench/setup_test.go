@@ -1,0 +1,31 @@
+package bench
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/llmesh/llmesh/pkg/config"
+)
+
+// TestNodeConfigs: the configs the harness writes are valid, so a renamed
+// key fails here rather than after a minute of make bench.
+func TestNodeConfigs(t *testing.T) {
+	for _, tc := range []struct {
+		name, text string
+		role       config.Role
+	}{
+		{"direct", fmt.Sprintf(directConfig, "http://127.0.0.1:9999"), config.RoleIngress},
+		{"egress", fmt.Sprintf(egressConfig, "http://127.0.0.1:9999"), config.RoleEgress},
+		{"ingress", fmt.Sprintf(ingressConfig, "127.0.0.2:7947"), config.RoleIngress},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := config.Parse([]byte(tc.text), tc.name+".yaml", tc.role, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Log.Level != "info" {
+				t.Errorf("log.level %q: the rows should log as production does", c.Log.Level)
+			}
+		})
+	}
+}
