@@ -85,15 +85,22 @@ func closedLoop(ctx context.Context, workers int, d time.Duration, do func(conte
 	return ok, failed
 }
 
-// openLoop sends rate requests a second for d, each at its scheduled time
-// in a goroutine of its own, so a slow answer never delays the next send.
-// Each latency is counted from the scheduled send time, not from when the
-// request actually left: a load generator that falls behind still charges
-// its lateness to the system under test (no coordinated omission).
-func openLoop(ctx context.Context, rate int, d time.Duration, do func(context.Context) error) ([]time.Duration, int) {
-	n := int(d.Seconds() * float64(rate))
-	interval := time.Second / time.Duration(rate)
-	rec := &recorder{samples: make([]time.Duration, 0, n)}
+// openLoop sends rate requests a second to each target for d, each at its
+// scheduled time in a goroutine of its own, so a slow answer never delays
+// the next send. The targets take turns, evenly spaced, so noise from the
+// rest of the machine falls on all of them alike. Each latency is counted
+// from the scheduled send time, not from when the request actually left: a
+// load generator that falls behind still charges its lateness to the system
+// under test (no coordinated omission). It returns the latencies and the
+// failures of each target.
+func openLoop(ctx context.Context, rate int, d time.Duration, targets ...func(context.Context) error) ([][]time.Duration, []int) {
+	k := len(targets)
+	n := int(d.Seconds()*float64(rate)) * k
+	interval := time.Second / time.Duration(rate*k)
+	recs := make([]*recorder, k)
+	for i := range recs {
+		recs[i] = &recorder{samples: make([]time.Duration, 0, n/k)}
+	}
 	var wg sync.WaitGroup
 	start := time.Now()
 	for i := range n {
@@ -107,6 +114,7 @@ func openLoop(ctx context.Context, rate int, d time.Duration, do func(context.Co
 		if ctx.Err() != nil {
 			break
 		}
+		do, rec := targets[i%k], recs[i%k]
 		wg.Go(func() {
 			if err := do(ctx); err != nil {
 				rec.fail()
@@ -116,7 +124,11 @@ func openLoop(ctx context.Context, rate int, d time.Duration, do func(context.Co
 		})
 	}
 	wg.Wait()
-	return rec.take()
+	lat, failed := make([][]time.Duration, k), make([]int, k)
+	for i, rec := range recs {
+		lat[i], failed[i] = rec.take()
+	}
+	return lat, failed
 }
 
 // streamPlan is one streaming phase: n clients each open streams of events

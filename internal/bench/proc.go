@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -107,4 +108,41 @@ func parseKB(v string) (int64, error) {
 		return 0, fmt.Errorf("size %q: %w", v, err)
 	}
 	return kb << 10, nil
+}
+
+// CPUBusy is the time each CPU has spent running tasks (user, nice and
+// system in /proc/stat; interrupts and idle left out), by CPU number.
+func CPUBusy() (map[int]time.Duration, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return nil, err
+	}
+	return parseCPUBusy(string(b))
+}
+
+func parseCPUBusy(stat string) (map[int]time.Duration, error) {
+	busy := map[int]time.Duration{}
+	for line := range strings.Lines(stat) {
+		f := strings.Fields(line)
+		if len(f) < 4 || !strings.HasPrefix(f[0], "cpu") || f[0] == "cpu" {
+			continue
+		}
+		cpu, err := strconv.Atoi(f[0][3:])
+		if err != nil {
+			return nil, fmt.Errorf("/proc/stat: %q: %w", f[0], err)
+		}
+		var ticks uint64
+		for _, s := range f[1:4] { // user nice system
+			n, err := strconv.ParseUint(s, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("/proc/stat %s: %w", f[0], err)
+			}
+			ticks += n
+		}
+		busy[cpu] = time.Duration(ticks) * time.Second / userHZ
+	}
+	if len(busy) == 0 {
+		return nil, errors.New("/proc/stat lists no CPU")
+	}
+	return busy, nil
 }

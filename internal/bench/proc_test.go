@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseStatCPU(t *testing.T) {
@@ -73,5 +74,30 @@ func TestProcSelf(t *testing.T) {
 	}
 	if _, err := CPUTime(-1); err == nil {
 		t.Error("CPUTime of no process succeeded")
+	}
+}
+
+func TestParseCPUBusy(t *testing.T) {
+	const stat = `cpu  900 10 300 5000 20 0 40 0 0 0
+cpu0 400 0 100 2500 10 0 20 0 0 0
+cpu1 500 10 200 2500 10 0 20 0 0 0
+intr 12345
+ctxt 6789
+`
+	busy, err := parseCPUBusy(stat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// user + nice + system only, in ticks of 10 ms.
+	if len(busy) != 2 || busy[0] != 5*time.Second || busy[1] != 7100*time.Millisecond {
+		t.Errorf("got %v", busy)
+	}
+	for _, bad := range []string{"", "intr 1\n", "cpuX 1 2 3 4\n", "cpu0 1 x 3 4\n"} {
+		if _, err := parseCPUBusy(bad); err == nil {
+			t.Errorf("parseCPUBusy(%q) took it", bad)
+		}
+	}
+	if _, err := CPUBusy(); err != nil {
+		t.Error(err)
 	}
 }

@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -84,10 +85,12 @@ type row struct {
 	cpuPerReq time.Duration
 	rps       float64
 	open      Summary
+	ref       Summary // DIRECT, in turn with open
 	streams   []streamResult
 	rss       []int64
 	errors    int
 	proxied   bool
+	others    string // other processes' use of the two CPUs meanwhile
 }
 
 // Run builds the binaries, measures every setup and prints the table.
@@ -214,6 +217,7 @@ func (r *runner) measure(ctx context.Context, s setup) (res row, err error) {
 		return res, err
 	}
 
+	others := r.others(procs)
 	closedLoop(ctx, r.plan.workers, r.plan.warmup, do)
 	r.logf("%s: closed loop, %d workers, %v", s.name, r.plan.workers, r.plan.closed)
 	stopPerf := r.perf(s.name, procs)
@@ -238,10 +242,23 @@ func (r *runner) measure(ctx context.Context, s setup) (res row, err error) {
 	res.errors += failed
 	r.provider.Reset() // it records every request
 
+	// Each proxied row's latency is read against DIRECT requests sent in
+	// turn with its own, in the same seconds: on a shared machine a burst
+	// of other work then lands on both.
 	r.logf("%s: open loop, %d/s for %v", s.name, r.plan.rate, r.plan.open)
-	lat, failed := openLoop(ctx, r.plan.rate, r.plan.open, do)
-	res.open = Summarize(lat)
-	res.errors += failed
+	targets := []func(context.Context) error{do}
+	if res.proxied {
+		direct := r.provider.URL + "/v1/chat/completions"
+		targets = append(targets, func(ctx context.Context) error { return chat(ctx, client, direct) })
+	}
+	lat, refused := openLoop(ctx, r.plan.rate, r.plan.open, targets...)
+	res.open, res.errors = Summarize(lat[0]), res.errors+refused[0]
+	res.ref = res.open
+	if res.proxied {
+		res.ref = Summarize(lat[1])
+		res.errors += refused[1]
+	}
+	r.logf("  p50 / p99 / p99.9: %v / %v / %v; DIRECT meanwhile: %v / %v / %v", res.open.P50, res.open.P99, res.open.P999, res.ref.P50, res.ref.P99, res.ref.P999)
 	r.provider.Reset()
 
 	for i, sp := range r.plan.streams {
@@ -270,6 +287,7 @@ func (r *runner) measure(ctx context.Context, s setup) (res row, err error) {
 			}
 		}
 	}
+	res.others = others()
 	return res, ctx.Err()
 }
 
@@ -284,6 +302,35 @@ func (r *runner) busy() func() {
 		if err0 == nil && err1 == nil {
 			r.logf("  load generator and fake provider used %.0f%% of a CPU", 100*float64(cpu1-cpu0)/float64(time.Since(start)))
 		}
+	}
+}
+
+// others measures, until the returned function is called, how busy the
+// load CPU and the proxy CPU were with anything but this process and the
+// proxies: other programs on a shared machine are the usual reason two runs
+// differ. The CPUs' ticks include some of the kernel's network work on our
+// behalf, so a few percent is normal.
+func (r *runner) others(procs []*process) func() string {
+	if r.loadCPU < 0 {
+		return func() string { return none }
+	}
+	start := time.Now()
+	busy0, err0 := CPUBusy()
+	self0, err1 := CPUTime(os.Getpid())
+	proxies0, err2 := cpuTime(procs)
+	return func() string {
+		busy1, err3 := CPUBusy()
+		self1, err4 := CPUTime(os.Getpid())
+		proxies1, err5 := cpuTime(procs)
+		if err := errors.Join(err0, err1, err2, err3, err4, err5); err != nil {
+			r.logf("others' CPU: %v", err)
+			return none
+		}
+		pct := func(cpu int, ours time.Duration) string {
+			d := busy1[cpu] - busy0[cpu] - ours
+			return fmt.Sprintf("%.0f%%", max(0, 100*float64(d)/float64(time.Since(start))))
+		}
+		return pct(r.loadCPU, self1-self0) + " / " + pct(r.proxyCPU, proxies1-proxies0)
 	}
 }
 
@@ -324,9 +371,9 @@ func (r *runner) print(rows []row, machine string) error {
 	for _, sp := range r.plan.streams {
 		t.Header = append(t.Header, fmt.Sprintf("TTFB p50 / p99, %d streams", sp.n), fmt.Sprintf("max gap, %d streams", sp.n))
 	}
-	t.Header = append(t.Header, fmt.Sprintf("peak RSS, %d streams", r.plan.streams[len(r.plan.streams)-1].n), "errors")
-	ref := rows[0].open // DIRECT
+	t.Header = append(t.Header, fmt.Sprintf("peak RSS, %d streams", r.plan.streams[len(r.plan.streams)-1].n), "errors", "others' CPU")
 	for _, res := range rows {
+		ref := res.ref
 		cells := []string{res.name, none, fmt.Sprintf("%.0f", res.rps)}
 		lat := []string{millis(res.open.P50), millis(res.open.P99), millis(res.open.P999)}
 		if res.proxied {
@@ -337,7 +384,7 @@ func (r *runner) print(rows []row, machine string) error {
 		for _, sr := range res.streams {
 			cells = append(cells, millis(sr.TTFB.P50)+" / "+millis(sr.TTFB.P99), millis(sr.MaxGap))
 		}
-		cells = append(cells, mib(res.rss), fmt.Sprint(res.errors))
+		cells = append(cells, mib(res.rss), fmt.Sprint(res.errors), res.others)
 		t.Rows = append(t.Rows, cells)
 	}
 	out := r.opts.Out
@@ -348,13 +395,14 @@ func (r *runner) print(rows []row, machine string) error {
 	sp := p.streams[0]
 	fmt.Fprintf(out, "\n%s\n", machine)
 	fmt.Fprintf(out, "CPU/req and req/s: %d closed-loop clients for %v (after %v of warm-up), non-streamed chat completions; CPU is utime+stime of every proxy process.\n", p.workers, p.closed, p.warmup)
-	fmt.Fprintf(out, "added pN: open loop, %d requests/s for %v, latency from each request's scheduled send time; DIRECT's row is absolute, the others are minus DIRECT's.\n", p.rate, p.open)
+	fmt.Fprintf(out, "added pN: open loop, %d requests/s for %v, latency from each request's scheduled send time; DIRECT's row is absolute; the others are minus DIRECT's, measured in turn with each row's own requests (%[1]d/s each).\n", p.rate, p.open)
 	fmt.Fprintf(out, "streams: SSE of %d events %v apart, each client opening the next as one ends, measured for %v after a %v ramp; TTFB = request sent → response head; gap includes the nominal %v.\n", sp.events, sp.delay, sp.run, sp.length(), sp.delay)
 	var procs []string
 	for _, res := range rows {
 		procs = append(procs, res.procs...)
 	}
 	slices.Sort(procs)
+	fmt.Fprintf(out, "others' CPU: how busy the load CPU / the proxy CPU were with other programs during the row (near 0%% on a quiet machine).\n")
 	fmt.Fprintf(out, "proxy processes' Cpus_allowed_list: %s\n", strings.Join(slices.Compact(procs), ", "))
 	return nil
 }
