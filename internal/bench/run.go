@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
 
 	"golang.org/x/sys/unix"
 
@@ -26,6 +27,7 @@ type Options struct {
 	Go      string    // the go command that builds the binaries
 	Root    string    // the module's directory
 	PerfDir string    // if set, perf record the llmesh rows' closed loops and write reports here
+	Against string    // if set, another checkout of llmesh whose ingress and egress are measured too
 	Out     io.Writer // the table
 	Log     io.Writer // progress
 }
@@ -109,6 +111,16 @@ func Run(ctx context.Context, opts Options) error {
 	if err := build.Run(); err != nil {
 		return fmt.Errorf("go build: %w", err)
 	}
+	label := ""
+	if opts.Against != "" {
+		label = filepath.Base(filepath.Clean(opts.Against))
+		r.logf("building ingress and egress of %s", opts.Against)
+		build := exec.CommandContext(ctx, opts.Go, "build", "-o", filepath.Join(dir, againstDir)+"/", "./cmd/ingress", "./cmd/egress")
+		build.Dir, build.Stdout, build.Stderr = opts.Against, opts.Log, opts.Log
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("go build in %s: %w", opts.Against, err)
+		}
+	}
 	machine, err := r.pin()
 	if err != nil {
 		return err
@@ -122,7 +134,7 @@ func Run(ctx context.Context, opts Options) error {
 	defer r.provider.Close()
 
 	var rows []row
-	for _, s := range setups(r.plan.bracket) {
+	for _, s := range setups(r.plan.bracket, label) {
 		res, err := r.measure(ctx, s)
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
@@ -345,7 +357,12 @@ func (r *runner) perf(name string, procs []*process) (stop func()) {
 	for i, p := range procs {
 		pids[i] = fmt.Sprint(p.cmd.Process.Pid)
 	}
-	base := filepath.Join(r.opts.PerfDir, strings.ReplaceAll(name, " ", "-"))
+	base := filepath.Join(r.opts.PerfDir, strings.Map(func(c rune) rune {
+		if unicode.IsLetter(c) || unicode.IsDigit(c) {
+			return c
+		}
+		return '-'
+	}, name))
 	rec := exec.Command("perf", "record", "-g", "-F", "999", "-o", base+".data", "-p", strings.Join(pids, ","))
 	rec.Stdout, rec.Stderr = r.opts.Log, r.opts.Log
 	if err := rec.Start(); err != nil {

@@ -21,9 +21,10 @@ type setup struct {
 	start func(r *runner) (procs []*process, base string, err error)
 }
 
-// setups are the rows in the order they run. The floors run again after
-// llmesh when bracket is set, so drift during the run shows.
-func setups(bracket bool) []setup {
+// setups are the rows in the order they run. against names a second build
+// of llmesh ("" = none), measured after the first. The floors run again
+// after llmesh when bracket is set, so drift during the run shows.
+func setups(bracket bool, against string) []setup {
 	direct := setup{"DIRECT (no proxy)", "/v1/chat/completions", func(r *runner) ([]*process, string, error) {
 		return nil, r.provider.URL, nil
 	}}
@@ -31,8 +32,14 @@ func setups(bracket bool) []setup {
 	twoHop := setup{"two-hop floor", "/v1/chat/completions", startTwoHop}
 	list := []setup{
 		direct, floor, twoHop,
-		{"llmesh direct", "/openai/v1/chat/completions", startDirect},
-		{"llmesh tunnel", "/openai/v1/chat/completions", startTunnel},
+		{"llmesh direct", "/openai/v1/chat/completions", startDirect(".")},
+		{"llmesh tunnel", "/openai/v1/chat/completions", startTunnel(".")},
+	}
+	if against != "" {
+		list = append(list,
+			setup{"llmesh direct (" + against + ")", "/openai/v1/chat/completions", startDirect(againstDir)},
+			setup{"llmesh tunnel (" + against + ")", "/openai/v1/chat/completions", startTunnel(againstDir)},
+		)
 	}
 	if bracket {
 		floor.name += " (again)"
@@ -73,7 +80,7 @@ func startTwoHop(r *runner) ([]*process, string, error) {
 	if err != nil {
 		return procs, "", err
 	}
-	procs = append(procs, first)
+	procs = []*process{first, second} // in the order requests cross them
 	base, err := first.waitFor(floorListening)
 	return procs, base, err
 }
@@ -112,43 +119,54 @@ providers:
 `
 )
 
-func startDirect(r *runner) ([]*process, string, error) {
-	cfg, err := r.writeConfig("direct.yaml", fmt.Sprintf(directConfig, r.provider.URL))
-	if err != nil {
-		return nil, "", err
+// againstDir is where the second build's binaries go, under the run's
+// directory.
+const againstDir = "against"
+
+// startDirect runs an ingress built into bin, a directory of the run's.
+func startDirect(bin string) func(r *runner) ([]*process, string, error) {
+	return func(r *runner) ([]*process, string, error) {
+		cfg, err := r.writeConfig("direct.yaml", fmt.Sprintf(directConfig, r.provider.URL))
+		if err != nil {
+			return nil, "", err
+		}
+		p, err := r.start("ingress", filepath.Join(bin, "ingress"), "-config", cfg)
+		if err != nil {
+			return nil, "", err
+		}
+		addr, err := p.waitFor(nodeHTTP)
+		return []*process{p}, "http://" + addr, err
 	}
-	p, err := r.start("ingress", "ingress", "-config", cfg)
-	if err != nil {
-		return nil, "", err
-	}
-	addr, err := p.waitFor(nodeHTTP)
-	return []*process{p}, "http://" + addr, err
 }
 
-func startTunnel(r *runner) ([]*process, string, error) {
-	cfg, err := r.writeConfig("egress.yaml", fmt.Sprintf(egressConfig, r.provider.URL))
-	if err != nil {
-		return nil, "", err
+// startTunnel runs an egress, then an ingress that joins it, both built
+// into bin.
+func startTunnel(bin string) func(r *runner) ([]*process, string, error) {
+	return func(r *runner) ([]*process, string, error) {
+		cfg, err := r.writeConfig("egress.yaml", fmt.Sprintf(egressConfig, r.provider.URL))
+		if err != nil {
+			return nil, "", err
+		}
+		egress, err := r.start("egress", filepath.Join(bin, "egress"), "-config", cfg)
+		if err != nil {
+			return nil, "", err
+		}
+		procs := []*process{egress}
+		gossip, err := egress.waitFor(nodeGossip)
+		if err != nil {
+			return procs, "", err
+		}
+		if cfg, err = r.writeConfig("ingress.yaml", fmt.Sprintf(ingressConfig, gossip)); err != nil {
+			return procs, "", err
+		}
+		ingress, err := r.start("ingress-tunnel", filepath.Join(bin, "ingress"), "-config", cfg)
+		if err != nil {
+			return procs, "", err
+		}
+		procs = []*process{ingress, egress} // in the order requests cross them
+		addr, err := ingress.waitFor(nodeHTTP)
+		return procs, "http://" + addr, err
 	}
-	egress, err := r.start("egress", "egress", "-config", cfg)
-	if err != nil {
-		return nil, "", err
-	}
-	procs := []*process{egress}
-	gossip, err := egress.waitFor(nodeGossip)
-	if err != nil {
-		return procs, "", err
-	}
-	if cfg, err = r.writeConfig("ingress.yaml", fmt.Sprintf(ingressConfig, gossip)); err != nil {
-		return procs, "", err
-	}
-	ingress, err := r.start("ingress-tunnel", "ingress", "-config", cfg)
-	if err != nil {
-		return procs, "", err
-	}
-	procs = append(procs, ingress)
-	addr, err := ingress.waitFor(nodeHTTP)
-	return procs, "http://" + addr, err
 }
 
 // process is one proxy process under test.
