@@ -38,12 +38,16 @@ func newClient(conns int) *http.Client {
 }
 
 // chat sends one non-streamed chat completion and reads the whole answer.
-func chat(ctx context.Context, c *http.Client, url string) error {
+// With replay set, the provider answers from its recording.
+func chat(ctx context.Context, c *http.Client, url string, replay bool) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(chatBody))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if replay {
+		req.Header.Set(headerReplay, "1")
+	}
 	resp, err := c.Do(req)
 	if err != nil {
 		return err
@@ -85,22 +89,15 @@ func closedLoop(ctx context.Context, workers int, d time.Duration, do func(conte
 	return ok, failed
 }
 
-// openLoop sends rate requests a second to each target for d, each at its
-// scheduled time in a goroutine of its own, so a slow answer never delays
-// the next send. The targets take turns, evenly spaced, so noise from the
-// rest of the machine falls on all of them alike. Each latency is counted
-// from the scheduled send time, not from when the request actually left: a
-// load generator that falls behind still charges its lateness to the system
-// under test (no coordinated omission). It returns the latencies and the
-// failures of each target.
-func openLoop(ctx context.Context, rate int, d time.Duration, targets ...func(context.Context) error) ([][]time.Duration, []int) {
-	k := len(targets)
-	n := int(d.Seconds()*float64(rate)) * k
-	interval := time.Second / time.Duration(rate*k)
-	recs := make([]*recorder, k)
-	for i := range recs {
-		recs[i] = &recorder{samples: make([]time.Duration, 0, n/k)}
-	}
+// openLoop sends rate requests a second for d, each at its scheduled time
+// in a goroutine of its own, so a slow answer never delays the next send.
+// Each latency is counted from the scheduled send time, not from when the
+// request actually left: a load generator that falls behind still charges
+// its lateness to the system under test (no coordinated omission).
+func openLoop(ctx context.Context, rate int, d time.Duration, do func(context.Context) error) ([]time.Duration, int) {
+	n := int(d.Seconds() * float64(rate))
+	interval := time.Second / time.Duration(rate)
+	rec := &recorder{samples: make([]time.Duration, 0, n)}
 	var wg sync.WaitGroup
 	start := time.Now()
 	for i := range n {
@@ -114,7 +111,6 @@ func openLoop(ctx context.Context, rate int, d time.Duration, targets ...func(co
 		if ctx.Err() != nil {
 			break
 		}
-		do, rec := targets[i%k], recs[i%k]
 		wg.Go(func() {
 			if err := do(ctx); err != nil {
 				rec.fail()
@@ -124,11 +120,7 @@ func openLoop(ctx context.Context, rate int, d time.Duration, targets ...func(co
 		})
 	}
 	wg.Wait()
-	lat, failed := make([][]time.Duration, k), make([]int, k)
-	for i, rec := range recs {
-		lat[i], failed[i] = rec.take()
-	}
-	return lat, failed
+	return rec.take()
 }
 
 // streamPlan is one streaming phase: n clients each open streams of events

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,8 +18,6 @@ import (
 	"unicode"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/llmesh/llmesh/internal/fakeprovider"
 )
 
 // Options of one run.
@@ -28,6 +27,7 @@ type Options struct {
 	Root    string    // the module's directory
 	PerfDir string    // if set, perf record the llmesh rows' closed loops and write reports here
 	Against string    // if set, another checkout of llmesh whose ingress and egress are measured too
+	NodeLog string    // the nodes' log.level; "" = their default, info (an access-log line per request)
 	Out     io.Writer // the table
 	Log     io.Writer // progress
 }
@@ -75,7 +75,7 @@ type runner struct {
 	opts     Options
 	plan     plan
 	dir      string // binaries, configs, logs; removed at the end
-	provider *fakeprovider.Server
+	provider *provider
 	loadCPU  int // -1: not pinned
 	proxyCPU int
 }
@@ -87,7 +87,6 @@ type row struct {
 	cpuPerReq time.Duration
 	rps       float64
 	open      Summary
-	ref       Summary // DIRECT, in turn with open
 	streams   []streamResult
 	rss       []int64
 	errors    int
@@ -105,20 +104,14 @@ func Run(ctx context.Context, opts Options) error {
 	defer os.RemoveAll(dir)
 	r.dir = dir
 
-	r.logf("building ingress, egress and floor into %s", dir)
-	build := exec.CommandContext(ctx, opts.Go, "build", "-o", dir+"/", "./cmd/ingress", "./cmd/egress", "./internal/bench/cmd/floor")
-	build.Dir, build.Stdout, build.Stderr = opts.Root, opts.Log, opts.Log
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("go build: %w", err)
+	if err := r.build(ctx, opts.Root, dir, "./cmd/ingress", "./cmd/egress", "./internal/bench/cmd/floor"); err != nil {
+		return err
 	}
 	label := ""
 	if opts.Against != "" {
 		label = filepath.Base(filepath.Clean(opts.Against))
-		r.logf("building ingress and egress of %s", opts.Against)
-		build := exec.CommandContext(ctx, opts.Go, "build", "-o", filepath.Join(dir, againstDir)+"/", "./cmd/ingress", "./cmd/egress")
-		build.Dir, build.Stdout, build.Stderr = opts.Against, opts.Log, opts.Log
-		if err := build.Run(); err != nil {
-			return fmt.Errorf("go build in %s: %w", opts.Against, err)
+		if err := r.build(ctx, opts.Against, filepath.Join(dir, againstDir), "./cmd/ingress", "./cmd/egress"); err != nil {
+			return err
 		}
 	}
 	machine, err := r.pin()
@@ -128,7 +121,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err := raiseFileLimit(4 * maxConns); err != nil {
 		return err
 	}
-	if r.provider, err = fakeprovider.Start("127.0.0.1:0"); err != nil {
+	if r.provider, err = startProvider(); err != nil {
 		return err
 	}
 	defer r.provider.Close()
@@ -142,6 +135,18 @@ func Run(ctx context.Context, opts Options) error {
 		rows = append(rows, res)
 	}
 	return r.print(rows, machine)
+}
+
+// build compiles the packages of the module in root into out. It runs
+// before pinning, so the compiler has every CPU.
+func (r *runner) build(ctx context.Context, root, out string, pkgs ...string) error {
+	r.logf("building %s of %s into %s", strings.Join(pkgs, " "), root, out)
+	cmd := exec.CommandContext(ctx, r.opts.Go, append([]string{"build", "-o", out + "/"}, pkgs...)...)
+	cmd.Dir, cmd.Stdout, cmd.Stderr = root, r.opts.Log, r.opts.Log
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go build in %s: %w", root, err)
+	}
+	return nil
 }
 
 func (r *runner) logf(format string, args ...any) {
@@ -224,18 +229,33 @@ func (r *runner) measure(ctx context.Context, s setup) (res row, err error) {
 	url := base + s.path
 	client := newClient(maxConns)
 	defer client.CloseIdleConnections()
-	do := func(ctx context.Context) error { return chat(ctx, client, url) }
+	do := func(ctx context.Context) error { return chat(ctx, client, url, false) }
 	if err := waitReady(ctx, do); err != nil {
 		return res, err
 	}
-
 	others := r.others(procs)
+	replayed := func(ctx context.Context) error { return chat(ctx, client, url, true) }
+	if err := r.closedPhase(ctx, s.name, procs, replayed, &res); err != nil {
+		return res, err
+	}
+	r.openPhase(ctx, s.name, do, &res)
+	if err := r.streamPhases(ctx, s.name, procs, client, url, &res); err != nil {
+		return res, err
+	}
+	res.others = others()
+	return res, ctx.Err()
+}
+
+// closedPhase measures CPU per request and requests per second.
+func (r *runner) closedPhase(ctx context.Context, name string, procs []*process, do func(context.Context) error, res *row) error {
 	closedLoop(ctx, r.plan.workers, r.plan.warmup, do)
-	r.logf("%s: closed loop, %d workers, %v", s.name, r.plan.workers, r.plan.closed)
-	stopPerf := r.perf(s.name, procs)
+	r.provider.replayed.Store(0)
+	r.logf("%s: closed loop, %d workers, %v", name, r.plan.workers, r.plan.closed)
+	stopPerf := r.perf(name, procs)
+	defer stopPerf()
 	cpu0, err := cpuTime(procs)
 	if err != nil {
-		return res, err
+		return err
 	}
 	start, busy := time.Now(), r.busy()
 	ok, failed := closedLoop(ctx, r.plan.workers, r.plan.closed, do)
@@ -243,43 +263,38 @@ func (r *runner) measure(ctx context.Context, s setup) (res row, err error) {
 	busy()
 	cpu1, err := cpuTime(procs)
 	if err != nil {
-		return res, err
+		return err
 	}
-	stopPerf()
 	if ok == 0 {
-		return res, fmt.Errorf("no request answered in the closed loop (%d failed)", failed)
+		return fmt.Errorf("no request answered in the closed loop (%d failed)", failed)
+	}
+	if n := r.provider.replayed.Swap(0); n < int64(ok) {
+		return fmt.Errorf("%d requests answered but %d replayed: the proxy did not pass %s on", ok, n, headerReplay)
 	}
 	res.cpuPerReq = (cpu1 - cpu0) / time.Duration(ok)
 	res.rps = float64(ok) / elapsed.Seconds()
 	res.errors += failed
-	r.provider.Reset() // it records every request
+	return nil
+}
 
-	// Each proxied row's latency is read against DIRECT requests sent in
-	// turn with its own, in the same seconds: on a shared machine a burst
-	// of other work then lands on both.
-	r.logf("%s: open loop, %d/s for %v", s.name, r.plan.rate, r.plan.open)
-	targets := []func(context.Context) error{do}
-	if res.proxied {
-		direct := r.provider.URL + "/v1/chat/completions"
-		targets = append(targets, func(ctx context.Context) error { return chat(ctx, client, direct) })
-	}
-	lat, refused := openLoop(ctx, r.plan.rate, r.plan.open, targets...)
-	res.open, res.errors = Summarize(lat[0]), res.errors+refused[0]
-	res.ref = res.open
-	if res.proxied {
-		res.ref = Summarize(lat[1])
-		res.errors += refused[1]
-	}
-	r.logf("  p50 / p99 / p99.9: %v / %v / %v; DIRECT meanwhile: %v / %v / %v", res.open.P50, res.open.P99, res.open.P999, res.ref.P50, res.ref.P99, res.ref.P999)
+// openPhase measures latency at a fixed rate.
+func (r *runner) openPhase(ctx context.Context, name string, do func(context.Context) error, res *row) {
+	r.logf("%s: open loop, %d/s for %v", name, r.plan.rate, r.plan.open)
+	lat, failed := openLoop(ctx, r.plan.rate, r.plan.open, do)
+	res.open, res.errors = Summarize(lat), res.errors+failed
 	r.provider.Reset()
+}
 
+// streamPhases holds the planned numbers of streams open, and reads the
+// processes' peak RSS over the last (largest) phase.
+func (r *runner) streamPhases(ctx context.Context, name string, procs []*process, client *http.Client, url string, res *row) error {
 	for i, sp := range r.plan.streams {
-		r.logf("%s: %d streams of %d events %v apart, for %v after a ramp of %v", s.name, sp.n, sp.events, sp.delay, sp.run, sp.length())
+		r.logf("%s: %d streams of %d events %v apart, for %v after a ramp of %v", name, sp.n, sp.events, sp.delay, sp.run, sp.length())
 		last := i == len(r.plan.streams)-1
 		if last {
 			for _, p := range procs {
 				if err := ResetPeakRSS(p.cmd.Process.Pid); err != nil {
-					return res, fmt.Errorf("reset the peak RSS of %s: %w", p.name, err)
+					return fmt.Errorf("reset the peak RSS of %s: %w", p.name, err)
 				}
 			}
 		}
@@ -289,18 +304,18 @@ func (r *runner) measure(ctx context.Context, s setup) (res row, err error) {
 		res.streams = append(res.streams, sr)
 		res.errors += sr.Errors
 		r.provider.Reset()
-		if last {
-			for _, p := range procs {
-				rss, err := PeakRSS(p.cmd.Process.Pid)
-				if err != nil {
-					return res, err
-				}
-				res.rss = append(res.rss, rss)
+		if !last {
+			continue
+		}
+		for _, p := range procs {
+			rss, err := PeakRSS(p.cmd.Process.Pid)
+			if err != nil {
+				return err
 			}
+			res.rss = append(res.rss, rss)
 		}
 	}
-	res.others = others()
-	return res, ctx.Err()
+	return nil
 }
 
 // busy logs, when the returned function is called, how much of a CPU
@@ -389,8 +404,8 @@ func (r *runner) print(rows []row, machine string) error {
 		t.Header = append(t.Header, fmt.Sprintf("TTFB p50 / p99, %d streams", sp.n), fmt.Sprintf("max gap, %d streams", sp.n))
 	}
 	t.Header = append(t.Header, fmt.Sprintf("peak RSS, %d streams", r.plan.streams[len(r.plan.streams)-1].n), "errors", "others' CPU")
+	ref := rows[0].open // DIRECT
 	for _, res := range rows {
-		ref := res.ref
 		cells := []string{res.name, none, fmt.Sprintf("%.0f", res.rps)}
 		lat := []string{millis(res.open.P50), millis(res.open.P99), millis(res.open.P999)}
 		if res.proxied {
@@ -412,7 +427,7 @@ func (r *runner) print(rows []row, machine string) error {
 	sp := p.streams[0]
 	fmt.Fprintf(out, "\n%s\n", machine)
 	fmt.Fprintf(out, "CPU/req and req/s: %d closed-loop clients for %v (after %v of warm-up), non-streamed chat completions; CPU is utime+stime of every proxy process.\n", p.workers, p.closed, p.warmup)
-	fmt.Fprintf(out, "added pN: open loop, %d requests/s for %v, latency from each request's scheduled send time; DIRECT's row is absolute; the others are minus DIRECT's, measured in turn with each row's own requests (%[1]d/s each).\n", p.rate, p.open)
+	fmt.Fprintf(out, "added pN: open loop, %d requests/s for %v, latency from each request's scheduled send time; DIRECT's row is absolute, the others are minus DIRECT's.\n", p.rate, p.open)
 	fmt.Fprintf(out, "streams: SSE of %d events %v apart, each client opening the next as one ends, measured for %v after a %v ramp; TTFB = request sent → response head; gap includes the nominal %v.\n", sp.events, sp.delay, sp.run, sp.length(), sp.delay)
 	var procs []string
 	for _, res := range rows {

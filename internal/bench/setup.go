@@ -178,7 +178,12 @@ type process struct {
 	exited chan struct{}
 }
 
+// writeConfig writes a node's config file, with the run's log level when
+// one was asked for.
 func (r *runner) writeConfig(name, text string) (string, error) {
+	if r.opts.NodeLog != "" {
+		text += "log: {level: " + r.opts.NodeLog + "}\n"
+	}
 	path := filepath.Join(r.dir, name)
 	return path, os.WriteFile(path, []byte(text), 0o600)
 }

@@ -26,6 +26,10 @@ func TestNodeConfigs(t *testing.T) {
 			if c.Log.Level != "info" {
 				t.Errorf("log.level %q: the rows should log as production does", c.Log.Level)
 			}
+			// What -log appends.
+			if c, err := config.Parse([]byte(tc.text+"log: {level: error}\n"), tc.name+".yaml", tc.role, nil); err != nil || c.Log.Level != "error" {
+				t.Errorf("with -log error: %v", err)
+			}
 		})
 	}
 }

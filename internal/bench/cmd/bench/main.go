@@ -36,6 +36,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	quick := fs.Bool("quick", os.Getenv("BENCH_QUICK") == "1", "a smoke run of about 30 s (also BENCH_QUICK=1)")
 	perf := fs.String("perf", "", "perf record the llmesh rows' closed loops into this directory (needs perf)")
 	against := fs.String("against", "", "also measure the ingress and egress of the llmesh checkout in this directory (a git worktree of main, say), in the same run")
+	nodeLog := fs.String("log", "", "the llmesh nodes' log.level (default info: an access-log line per request, to a file)")
 	goCmd := fs.String("go", "go", "the go command that builds the binaries")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -50,5 +51,5 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if _, err := os.Stat(root + "/go.mod"); err != nil {
 		return fmt.Errorf("run from the module's root: %w", err)
 	}
-	return bench.Run(ctx, bench.Options{Quick: *quick, Go: *goCmd, Root: root, PerfDir: *perf, Against: *against, Out: stdout, Log: stderr})
+	return bench.Run(ctx, bench.Options{Quick: *quick, Go: *goCmd, Root: root, PerfDir: *perf, Against: *against, NodeLog: *nodeLog, Out: stdout, Log: stderr})
 }
