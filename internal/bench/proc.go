@@ -110,8 +110,9 @@ func parseKB(v string) (int64, error) {
 	return kb << 10, nil
 }
 
-// CPUBusy is the time each CPU has spent running tasks (user, nice and
-// system in /proc/stat; interrupts and idle left out), by CPU number.
+// CPUBusy is the time each CPU has spent running tasks or, in a virtual
+// machine, given to other machines (user, nice, system and steal in
+// /proc/stat; interrupts and idle left out), by CPU number.
 func CPUBusy() (map[int]time.Duration, error) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
@@ -131,8 +132,12 @@ func parseCPUBusy(stat string) (map[int]time.Duration, error) {
 		if err != nil {
 			return nil, fmt.Errorf("/proc/stat: %q: %w", f[0], err)
 		}
+		fields := []string{f[1], f[2], f[3]} // user nice system
+		if len(f) > 8 {
+			fields = append(fields, f[8]) // steal
+		}
 		var ticks uint64
-		for _, s := range f[1:4] { // user nice system
+		for _, s := range fields {
 			n, err := strconv.ParseUint(s, 10, 64)
 			if err != nil {
 				return nil, fmt.Errorf("/proc/stat %s: %w", f[0], err)

@@ -80,7 +80,7 @@ func TestProcSelf(t *testing.T) {
 func TestParseCPUBusy(t *testing.T) {
 	const stat = `cpu  900 10 300 5000 20 0 40 0 0 0
 cpu0 400 0 100 2500 10 0 20 0 0 0
-cpu1 500 10 200 2500 10 0 20 0 0 0
+cpu1 500 10 200 2500 10 0 20 30 0 0
 intr 12345
 ctxt 6789
 `
@@ -88,8 +88,8 @@ ctxt 6789
 	if err != nil {
 		t.Fatal(err)
 	}
-	// user + nice + system only, in ticks of 10 ms.
-	if len(busy) != 2 || busy[0] != 5*time.Second || busy[1] != 7100*time.Millisecond {
+	// user + nice + system + steal, in ticks of 10 ms.
+	if len(busy) != 2 || busy[0] != 5*time.Second || busy[1] != 7400*time.Millisecond {
 		t.Errorf("got %v", busy)
 	}
 	for _, bad := range []string{"", "intr 1\n", "cpuX 1 2 3 4\n", "cpu0 1 x 3 4\n"} {

@@ -334,8 +334,8 @@ func (r *runner) busy() func() {
 
 // others measures, until the returned function is called, how busy the
 // load CPU and the proxy CPU were with anything but this process and the
-// proxies: other programs on a shared machine are the usual reason two runs
-// differ. The CPUs' ticks include some of the kernel's network work on our
+// proxies, steal time included: other programs on a shared machine, or
+// other virtual machines on the host, are the usual reason two runs differ. The CPUs' ticks include some of the kernel's network work on our
 // behalf, so a few percent is normal.
 func (r *runner) others(procs []*process) func() string {
 	if r.loadCPU < 0 {
@@ -434,7 +434,7 @@ func (r *runner) print(rows []row, machine string) error {
 		procs = append(procs, res.procs...)
 	}
 	slices.Sort(procs)
-	fmt.Fprintf(out, "others' CPU: how busy the load CPU / the proxy CPU were with other programs during the row (near 0%% on a quiet machine).\n")
+	fmt.Fprintf(out, "others' CPU: how busy the load CPU / the proxy CPU were with other programs (or, as steal time, other virtual machines) during the row; near 0%% on a quiet machine.\n")
 	fmt.Fprintf(out, "proxy processes' Cpus_allowed_list: %s\n", strings.Join(slices.Compact(procs), ", "))
 	return nil
 }

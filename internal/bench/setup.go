@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -49,11 +50,7 @@ func setups(bracket bool, against string) []setup {
 	return list
 }
 
-var (
-	floorListening = regexp.MustCompile(`listening (http://\S+)`)
-	nodeHTTP       = regexp.MustCompile(`node started.* http=(\S+)`)
-	nodeGossip     = regexp.MustCompile(`node started.* gossip=(\S+)`)
-)
+var floorListening = regexp.MustCompile(`listening (http://\S+)`)
 
 func startFloor(r *runner) ([]*process, string, error) {
 	p, err := r.start("floor", "floor", "-target", r.provider.URL)
@@ -86,31 +83,36 @@ func startTwoHop(r *runner) ([]*process, string, error) {
 }
 
 // The nodes log at info, one access log line per request, as in
-// production; their logs go to files in the run's temporary directory.
+// production (unless -log says otherwise); their logs go to files in the
+// run's temporary directory. They are told their addresses, so that the
+// harness needs no log line from them.
 const (
+	// %[1]s: http.listen; %[2]s: the provider's URL.
 	directConfig = `node: {name: bench-direct, loc: US}
-http: {listen: "127.0.0.1:0"}
+http: {listen: "%[1]s"}
 gossip: {bind: "127.0.0.1:0", profile: local}
 drain_timeout: 1s
 providers:
-  openai: {base_url: "%s"}
+  openai: {base_url: "%[2]s"}
 `
-	// tunnel.max_streams is raised above the 1000 streams of the largest
-	// phase, so the row measures the tunnel rather than its admission cap.
+	// %[1]s: gossip.bind; %[2]s: the provider's URL. tunnel.max_streams is
+	// raised above the 1000 streams of the largest phase, so the row
+	// measures the tunnel rather than its admission cap.
 	egressConfig = `node: {name: bench-egress, loc: US, hint: wnam}
 http: {listen: "127.0.0.1:0"}
 tunnel: {listen: "127.0.0.1:0", token: bench-token, max_streams: 4096}
-gossip: {bind: "127.0.0.2:0", profile: local}
+gossip: {bind: "%[1]s", profile: local}
 drain_timeout: 1s
 providers:
-  openai: {base_url: "%s"}
+  openai: {base_url: "%[2]s"}
 `
-	// The ingress's own provider address is closed: a 200 can only have
-	// come through the tunnel.
+	// %[1]s: http.listen; %[2]s: the egress's gossip address. The
+	// ingress's own provider address is closed: a 200 can only have come
+	// through the tunnel.
 	ingressConfig = `node: {name: bench-ingress, loc: HK}
-http: {listen: "127.0.0.1:0"}
+http: {listen: "%[1]s"}
 tunnel: {token: bench-token, insecure: true}
-gossip: {bind: "127.0.0.3:0", profile: local, join: ["%s"]}
+gossip: {bind: "127.0.0.3:0", profile: local, join: ["%[2]s"]}
 routing:
   rules: [{locs: [HK], hint: wnam}]
 drain_timeout: 1s
@@ -126,7 +128,11 @@ const againstDir = "against"
 // startDirect runs an ingress built into bin, a directory of the run's.
 func startDirect(bin string) func(r *runner) ([]*process, string, error) {
 	return func(r *runner) ([]*process, string, error) {
-		cfg, err := r.writeConfig("direct.yaml", fmt.Sprintf(directConfig, r.provider.URL))
+		addr, err := freeAddr("127.0.0.1")
+		if err != nil {
+			return nil, "", err
+		}
+		cfg, err := r.writeConfig("direct.yaml", fmt.Sprintf(directConfig, addr, r.provider.URL))
 		if err != nil {
 			return nil, "", err
 		}
@@ -134,8 +140,7 @@ func startDirect(bin string) func(r *runner) ([]*process, string, error) {
 		if err != nil {
 			return nil, "", err
 		}
-		addr, err := p.waitFor(nodeHTTP)
-		return []*process{p}, "http://" + addr, err
+		return []*process{p}, "http://" + addr, p.waitListening(addr)
 	}
 }
 
@@ -143,7 +148,15 @@ func startDirect(bin string) func(r *runner) ([]*process, string, error) {
 // into bin.
 func startTunnel(bin string) func(r *runner) ([]*process, string, error) {
 	return func(r *runner) ([]*process, string, error) {
-		cfg, err := r.writeConfig("egress.yaml", fmt.Sprintf(egressConfig, r.provider.URL))
+		gossip, err := freeAddr("127.0.0.2")
+		if err != nil {
+			return nil, "", err
+		}
+		addr, err := freeAddr("127.0.0.1")
+		if err != nil {
+			return nil, "", err
+		}
+		cfg, err := r.writeConfig("egress.yaml", fmt.Sprintf(egressConfig, gossip, r.provider.URL))
 		if err != nil {
 			return nil, "", err
 		}
@@ -152,11 +165,10 @@ func startTunnel(bin string) func(r *runner) ([]*process, string, error) {
 			return nil, "", err
 		}
 		procs := []*process{egress}
-		gossip, err := egress.waitFor(nodeGossip)
-		if err != nil {
+		if err := egress.waitListening(gossip); err != nil {
 			return procs, "", err
 		}
-		if cfg, err = r.writeConfig("ingress.yaml", fmt.Sprintf(ingressConfig, gossip)); err != nil {
+		if cfg, err = r.writeConfig("ingress.yaml", fmt.Sprintf(ingressConfig, addr, gossip)); err != nil {
 			return procs, "", err
 		}
 		ingress, err := r.start("ingress-tunnel", filepath.Join(bin, "ingress"), "-config", cfg)
@@ -164,9 +176,29 @@ func startTunnel(bin string) func(r *runner) ([]*process, string, error) {
 			return procs, "", err
 		}
 		procs = []*process{ingress, egress} // in the order requests cross them
-		addr, err := ingress.waitFor(nodeHTTP)
-		return procs, "http://" + addr, err
+		return procs, "http://" + addr, ingress.waitListening(addr)
 	}
+}
+
+// freeAddr finds a port on host that is free for TCP and UDP (gossip uses
+// both), for a node to listen on.
+func freeAddr(host string) (string, error) {
+	var err error
+	for range 10 {
+		var ln net.Listener
+		if ln, err = net.Listen("tcp", host+":0"); err != nil {
+			continue
+		}
+		addr := ln.Addr().String()
+		var pc net.PacketConn
+		pc, err = net.ListenPacket("udp", addr)
+		ln.Close()
+		if err == nil {
+			pc.Close()
+			return addr, nil
+		}
+	}
+	return "", fmt.Errorf("no free port on %s: %w", host, err)
 }
 
 // process is one proxy process under test.
@@ -234,6 +266,28 @@ func (p *process) waitFor(re *regexp.Regexp) (string, error) {
 		}
 		if time.Now().After(deadline) {
 			return "", fmt.Errorf("%s did not log %q within %v:\n%s", p.name, re, startTimeout, tail(b))
+		}
+	}
+}
+
+// waitListening waits until the process accepts TCP connections on addr.
+func (p *process) waitListening(addr string) error {
+	deadline := time.Now().Add(startTimeout)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-p.exited:
+			b, _ := os.ReadFile(p.log)
+			return fmt.Errorf("%s exited (%v):\n%s", p.name, p.cmd.ProcessState, tail(b))
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(p.log)
+			return fmt.Errorf("%s does not listen on %s after %v:\n%s", p.name, addr, startTimeout, tail(b))
 		}
 	}
 }

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/llmesh/llmesh/pkg/config"
@@ -14,11 +15,14 @@ func TestNodeConfigs(t *testing.T) {
 		name, text string
 		role       config.Role
 	}{
-		{"direct", fmt.Sprintf(directConfig, "http://127.0.0.1:9999"), config.RoleIngress},
-		{"egress", fmt.Sprintf(egressConfig, "http://127.0.0.1:9999"), config.RoleEgress},
-		{"ingress", fmt.Sprintf(ingressConfig, "127.0.0.2:7947"), config.RoleIngress},
+		{"direct", fmt.Sprintf(directConfig, "127.0.0.1:8080", "http://127.0.0.1:9999"), config.RoleIngress},
+		{"egress", fmt.Sprintf(egressConfig, "127.0.0.2:7947", "http://127.0.0.1:9999"), config.RoleEgress},
+		{"ingress", fmt.Sprintf(ingressConfig, "127.0.0.1:8080", "127.0.0.2:7947"), config.RoleIngress},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if strings.Contains(tc.text, "%!") {
+				t.Fatalf("a verb without its argument:\n%s", tc.text)
+			}
 			c, err := config.Parse([]byte(tc.text), tc.name+".yaml", tc.role, nil)
 			if err != nil {
 				t.Fatal(err)
