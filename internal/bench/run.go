@@ -28,6 +28,7 @@ type Options struct {
 	PerfDir string    // if set, perf record the llmesh rows' closed loops and write reports here
 	Against string    // if set, another checkout of llmesh whose ingress and egress are measured too
 	NodeLog string    // the nodes' log.level; "" = their default, info (an access-log line per request)
+	Only    string    // if set, only DIRECT and the rows whose name contains it
 	Out     io.Writer // the table
 	Log     io.Writer // progress
 }
@@ -127,7 +128,10 @@ func Run(ctx context.Context, opts Options) error {
 	defer r.provider.Close()
 
 	var rows []row
-	for _, s := range setups(r.plan.bracket, label) {
+	for i, s := range setups(r.plan.bracket, label) {
+		if i > 0 && !strings.Contains(s.name, opts.Only) {
+			continue
+		}
 		res, err := r.measure(ctx, s)
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
