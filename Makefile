@@ -8,7 +8,7 @@ TOOL     := $(GO) tool -modfile=tools/go.mod
 # Packages whose tests run under the race detector (everything with goroutines).
 RACE_PKGS := ./pkg/... ./internal/...
 
-.PHONY: help build run demo test chaos vet lint ci fuzz bench bench-wan proto proto-check clean
+.PHONY: help build run demo test chaos vet lint ci fuzz bench bench-table bench-micro bench-wan proto proto-check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -61,7 +61,12 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 60s; or a count like 1
 	  exit 1; \
 	done
 
-bench: ## run the benchmarks
+bench: bench-table bench-micro ## the comparison table (BENCH_QUICK=1: a 30 s smoke run), then the micro-benchmarks
+
+bench-table: ## DIRECT, the Go floors and llmesh side by side, one table from one run (internal/bench)
+	$(GO) run ./internal/bench/cmd/bench -go $(GO)
+
+bench-micro: ## the go test -bench micro-benchmarks of every package
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./...
 
 # WAN_RTT, WAN_RATE (Mbit/s), WAN_LOSS (a fraction) change the link;

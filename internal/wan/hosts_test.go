@@ -158,11 +158,6 @@ func TestHostsBounds(t *testing.T) {
 	if floor := time.Duration(n * 8 * int64(time.Second) / cfg.Rate); took < floor*9/10 {
 		t.Fatalf("%d bytes crossed in %v; at %d bit/s they take at least %v", n, took, cfg.Rate, floor)
 	}
-	// Host A has no route but the link: nothing outside the test's hosts.
-	if c, err := h.A.Dial(t.Context(), "tcp", "10.202.0.1:80"); err == nil {
-		c.Close()
-		t.Fatal("host A reached an address off the link")
-	}
 	t.Logf("connect %v, round trips %v, 1 MiB in %v; %+v", connect, rtts, took, h.Link.Stats())
 }
 

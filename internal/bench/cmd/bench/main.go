@@ -1,0 +1,56 @@
+// Command bench is make bench: it compares llmesh with no proxy and with
+// the Go floor on this machine and prints one table (package
+// internal/bench). Run it from the module's root:
+//
+//	go run ./internal/bench/cmd/bench [-quick] [-only ROW] [-log LEVEL] [-perf DIR] [-against DIR]
+//
+// BENCH_QUICK=1 is -quick: a smoke run of about 30 seconds.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/llmesh/llmesh/internal/bench"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	quick := fs.Bool("quick", os.Getenv("BENCH_QUICK") == "1", "a smoke run of about 30 s (also BENCH_QUICK=1)")
+	perf := fs.String("perf", "", "perf record the llmesh rows' closed loops into this directory (needs perf)")
+	against := fs.String("against", "", "also measure the ingress and egress of the llmesh checkout in this directory (a git worktree of main, say), in the same run")
+	nodeLog := fs.String("log", "", "the llmesh nodes' log.level (default info: an access-log line per request, to a file)")
+	only := fs.String("only", "", "measure only DIRECT and the rows whose name contains this, e.g. tunnel")
+	goCmd := fs.String("go", "go", "the go command that builds the binaries")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	root, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(root + "/go.mod"); err != nil {
+		return fmt.Errorf("run from the module's root: %w", err)
+	}
+	return bench.Run(ctx, bench.Options{Quick: *quick, Go: *goCmd, Root: root, PerfDir: *perf, Against: *against, NodeLog: *nodeLog, Only: *only, Out: stdout, Log: stderr})
+}

@@ -1,0 +1,444 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+	"unicode"
+
+	"golang.org/x/sys/unix"
+)
+
+// Options of one run.
+type Options struct {
+	Quick   bool      // a smoke run of about 30 s: short phases, no second floor rows
+	Go      string    // the go command that builds the binaries
+	Root    string    // the module's directory
+	PerfDir string    // if set, perf record the llmesh rows' closed loops and write reports here
+	Against string    // if set, another checkout of llmesh whose ingress and egress are measured too
+	NodeLog string    // the nodes' log.level; "" = their default, info (an access-log line per request)
+	Only    string    // if set, only DIRECT and the rows whose name contains it
+	Out     io.Writer // the table
+	Log     io.Writer // progress
+}
+
+// plan is how long and how hard each phase runs.
+type plan struct {
+	warmup, closed time.Duration
+	workers        int // closed-loop concurrency
+	rate           int // open-loop requests per second
+	open           time.Duration
+	streams        []streamPlan
+	bracket        bool // run the floors again after llmesh
+}
+
+// The streams' events come 100 ms apart: at 1000 streams that is 10,000
+// events a second, which leaves the load side (one CPU for the load
+// generator and the fake provider) headroom; at 50 ms it ran near 75%.
+func newPlan(quick bool) plan {
+	if quick {
+		return plan{
+			warmup: 200 * time.Millisecond, closed: time.Second, workers: 32,
+			rate: 500, open: time.Second,
+			streams: []streamPlan{
+				{n: 100, events: 5, delay: 100 * time.Millisecond, run: time.Second},
+				{n: 1000, events: 5, delay: 100 * time.Millisecond, run: time.Second},
+			},
+		}
+	}
+	return plan{
+		warmup: 500 * time.Millisecond, closed: 3 * time.Second, workers: 32,
+		rate: 500, open: 5 * time.Second,
+		streams: []streamPlan{
+			{n: 100, events: 20, delay: 100 * time.Millisecond, run: 3 * time.Second},
+			{n: 1000, events: 20, delay: 100 * time.Millisecond, run: 3 * time.Second},
+		},
+		bracket: true,
+	}
+}
+
+// maxConns is the most connections the load generator keeps to one setup.
+const maxConns = 2048
+
+// runner holds what every row shares.
+type runner struct {
+	opts     Options
+	plan     plan
+	dir      string // binaries, configs, logs; removed at the end
+	provider *provider
+	loadCPU  int // -1: not pinned
+	proxyCPU int
+}
+
+// row is what one setup measured.
+type row struct {
+	name      string
+	procs     []string // name: Cpus_allowed_list
+	cpuPerReq time.Duration
+	rps       float64
+	open      Summary
+	streams   []streamResult
+	rss       []int64
+	errors    int
+	proxied   bool
+	others    string // other processes' use of the two CPUs meanwhile
+}
+
+// Run builds the binaries, measures every setup and prints the table.
+func Run(ctx context.Context, opts Options) error {
+	r := &runner{opts: opts, plan: newPlan(opts.Quick), loadCPU: -1, proxyCPU: -1}
+	dir, err := os.MkdirTemp("", "llmesh-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	r.dir = dir
+
+	if err := r.build(ctx, opts.Root, dir, "./cmd/ingress", "./cmd/egress", "./internal/bench/cmd/floor"); err != nil {
+		return err
+	}
+	label := ""
+	if opts.Against != "" {
+		label = filepath.Base(filepath.Clean(opts.Against))
+		if err := r.build(ctx, opts.Against, filepath.Join(dir, againstDir), "./cmd/ingress", "./cmd/egress"); err != nil {
+			return err
+		}
+	}
+	machine, err := r.pin()
+	if err != nil {
+		return err
+	}
+	if err := raiseFileLimit(4 * maxConns); err != nil {
+		return err
+	}
+	if r.provider, err = startProvider(); err != nil {
+		return err
+	}
+	defer r.provider.Close()
+
+	var rows []row
+	for i, s := range setups(r.plan.bracket, label) {
+		if i > 0 && !strings.Contains(s.name, opts.Only) {
+			continue
+		}
+		res, err := r.measure(ctx, s)
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+		rows = append(rows, res)
+	}
+	return r.print(rows, machine)
+}
+
+// build compiles the packages of the module in root into out. It runs
+// before pinning, so the compiler has every CPU.
+func (r *runner) build(ctx context.Context, root, out string, pkgs ...string) error {
+	r.logf("building %s of %s into %s", strings.Join(pkgs, " "), root, out)
+	cmd := exec.CommandContext(ctx, r.opts.Go, append([]string{"build", "-o", out + "/"}, pkgs...)...)
+	cmd.Dir, cmd.Stdout, cmd.Stderr = root, r.opts.Log, r.opts.Log
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go build in %s: %w", root, err)
+	}
+	return nil
+}
+
+func (r *runner) logf(format string, args ...any) {
+	fmt.Fprintf(r.opts.Log, "bench: "+format+"\n", args...)
+}
+
+// pin puts this process (the load generator and the fake provider) on the
+// first CPU it may use and the proxies on the second; with one CPU nothing
+// is pinned. It returns the description of the machine and the pinning.
+func (r *runner) pin() (string, error) {
+	cpus, err := CPUs()
+	if err != nil {
+		return "", err
+	}
+	var uts unix.Utsname
+	_ = unix.Uname(&uts)
+	machine := fmt.Sprintf("%d CPUs (%s), Linux %s, %s", len(cpus), cpuModel(), unix.ByteSliceToString(uts.Release[:]), runtime.Version())
+	if len(cpus) < 2 {
+		return machine + "\npinning: none, only one CPU is available: the load generator, the fake provider and the proxies share it", nil
+	}
+	r.loadCPU, r.proxyCPU = cpus[0], cpus[1]
+	if err := PinSelf(r.loadCPU); err != nil {
+		return "", err
+	}
+	self, err := AllowedCPUs(os.Getpid())
+	if err != nil {
+		return "", err
+	}
+	return machine + fmt.Sprintf("\npinning: load generator and fake provider (one process, GOMAXPROCS 1) on CPU %d (Cpus_allowed_list %s); every proxy process on CPU %d (sched_setaffinity before exec, as taskset -c %[3]d)",
+		r.loadCPU, self, r.proxyCPU), nil
+}
+
+// cpuModel is the first model name of /proc/cpuinfo.
+func cpuModel() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}
+
+// raiseFileLimit makes sure this process, and the proxies that inherit its
+// limit, may open want descriptors. Setting the limit explicitly also stops
+// Go from restoring the original soft limit in children.
+func raiseFileLimit(want uint64) error {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return err
+	}
+	if lim.Max < want && lim.Max != unix.RLIM_INFINITY {
+		return fmt.Errorf("the open-file limit is %d, the 1000-stream phase needs %d: raise it (ulimit -Hn)", lim.Max, want)
+	}
+	lim.Cur = lim.Max
+	return syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+}
+
+// measure runs every phase against one setup.
+func (r *runner) measure(ctx context.Context, s setup) (res row, err error) {
+	r.logf("%s: starting", s.name)
+	procs, base, err := s.start(r)
+	defer func() {
+		for _, p := range procs {
+			p.stop()
+		}
+	}()
+	if err != nil {
+		return res, err
+	}
+	res = row{name: s.name, proxied: len(procs) > 0}
+	for _, p := range procs {
+		res.procs = append(res.procs, p.name+": "+p.cpus)
+	}
+	url := base + s.path
+	client := newClient(maxConns)
+	defer client.CloseIdleConnections()
+	do := func(ctx context.Context) error { return chat(ctx, client, url, false) }
+	if err := waitReady(ctx, do); err != nil {
+		return res, err
+	}
+	others := r.others(procs)
+	replayed := func(ctx context.Context) error { return chat(ctx, client, url, true) }
+	if err := r.closedPhase(ctx, s.name, procs, replayed, &res); err != nil {
+		return res, err
+	}
+	r.openPhase(ctx, s.name, do, &res)
+	if err := r.streamPhases(ctx, s.name, procs, client, url, &res); err != nil {
+		return res, err
+	}
+	res.others = others()
+	return res, ctx.Err()
+}
+
+// closedPhase measures CPU per request and requests per second.
+func (r *runner) closedPhase(ctx context.Context, name string, procs []*process, do func(context.Context) error, res *row) error {
+	closedLoop(ctx, r.plan.workers, r.plan.warmup, do)
+	r.provider.replayed.Store(0)
+	r.logf("%s: closed loop, %d workers, %v", name, r.plan.workers, r.plan.closed)
+	stopPerf := r.perf(name, procs)
+	defer stopPerf()
+	cpu0, err := cpuTime(procs)
+	if err != nil {
+		return err
+	}
+	start, busy := time.Now(), r.busy()
+	ok, failed := closedLoop(ctx, r.plan.workers, r.plan.closed, do)
+	elapsed := time.Since(start)
+	busy()
+	cpu1, err := cpuTime(procs)
+	if err != nil {
+		return err
+	}
+	if ok == 0 {
+		return fmt.Errorf("no request answered in the closed loop (%d failed)", failed)
+	}
+	if n := r.provider.replayed.Swap(0); n < int64(ok) {
+		return fmt.Errorf("%d requests answered but %d replayed: the proxy did not pass %s on", ok, n, headerReplay)
+	}
+	res.cpuPerReq = (cpu1 - cpu0) / time.Duration(ok)
+	res.rps = float64(ok) / elapsed.Seconds()
+	res.errors += failed
+	return nil
+}
+
+// openPhase measures latency at a fixed rate.
+func (r *runner) openPhase(ctx context.Context, name string, do func(context.Context) error, res *row) {
+	r.logf("%s: open loop, %d/s for %v", name, r.plan.rate, r.plan.open)
+	lat, failed := openLoop(ctx, r.plan.rate, r.plan.open, do)
+	res.open, res.errors = Summarize(lat), res.errors+failed
+	r.provider.Reset()
+}
+
+// streamPhases holds the planned numbers of streams open, and reads the
+// processes' peak RSS over the last (largest) phase.
+func (r *runner) streamPhases(ctx context.Context, name string, procs []*process, client *http.Client, url string, res *row) error {
+	for i, sp := range r.plan.streams {
+		r.logf("%s: %d streams of %d events %v apart, for %v after a ramp of %v", name, sp.n, sp.events, sp.delay, sp.run, sp.length())
+		last := i == len(r.plan.streams)-1
+		if last {
+			for _, p := range procs {
+				if err := ResetPeakRSS(p.cmd.Process.Pid); err != nil {
+					return fmt.Errorf("reset the peak RSS of %s: %w", p.name, err)
+				}
+			}
+		}
+		busy := r.busy()
+		sr := streams(ctx, client, url, sp)
+		busy()
+		res.streams = append(res.streams, sr)
+		res.errors += sr.Errors
+		r.provider.Reset()
+		if !last {
+			continue
+		}
+		for _, p := range procs {
+			rss, err := PeakRSS(p.cmd.Process.Pid)
+			if err != nil {
+				return err
+			}
+			res.rss = append(res.rss, rss)
+		}
+	}
+	return nil
+}
+
+// busy logs, when the returned function is called, how much of a CPU
+// this process (the load generator and the fake provider) used since: near
+// 100% the load side, not the proxy, may be what limits a phase.
+func (r *runner) busy() func() {
+	pid, start := os.Getpid(), time.Now()
+	cpu0, err0 := CPUTime(pid)
+	return func() {
+		cpu1, err1 := CPUTime(pid)
+		if err0 == nil && err1 == nil {
+			r.logf("  load generator and fake provider used %.0f%% of a CPU", 100*float64(cpu1-cpu0)/float64(time.Since(start)))
+		}
+	}
+}
+
+// others measures, until the returned function is called, how busy the
+// load CPU and the proxy CPU were with anything but this process and the
+// proxies, steal time included: other programs on a shared machine, or
+// other virtual machines on the host, are the usual reason two runs differ. The CPUs' ticks include some of the kernel's network work on our
+// behalf, so a few percent is normal.
+func (r *runner) others(procs []*process) func() string {
+	if r.loadCPU < 0 {
+		return func() string { return none }
+	}
+	start := time.Now()
+	busy0, err0 := CPUBusy()
+	self0, err1 := CPUTime(os.Getpid())
+	proxies0, err2 := cpuTime(procs)
+	return func() string {
+		busy1, err3 := CPUBusy()
+		self1, err4 := CPUTime(os.Getpid())
+		proxies1, err5 := cpuTime(procs)
+		if err := errors.Join(err0, err1, err2, err3, err4, err5); err != nil {
+			r.logf("others' CPU: %v", err)
+			return none
+		}
+		pct := func(cpu int, ours time.Duration) string {
+			d := busy1[cpu] - busy0[cpu] - ours
+			return fmt.Sprintf("%.0f%%", max(0, 100*float64(d)/float64(time.Since(start))))
+		}
+		return pct(r.loadCPU, self1-self0) + " / " + pct(r.proxyCPU, proxies1-proxies0)
+	}
+}
+
+// perf records the CPU profile of the llmesh processes during the closed
+// loop when Options.PerfDir is set; the returned function stops it and
+// writes perf report's text beside perf.data.
+func (r *runner) perf(name string, procs []*process) (stop func()) {
+	if r.opts.PerfDir == "" || !strings.HasPrefix(name, "llmesh") {
+		return func() {}
+	}
+	pids := make([]string, len(procs))
+	for i, p := range procs {
+		pids[i] = fmt.Sprint(p.cmd.Process.Pid)
+	}
+	base := filepath.Join(r.opts.PerfDir, strings.Map(func(c rune) rune {
+		if unicode.IsLetter(c) || unicode.IsDigit(c) {
+			return c
+		}
+		return '-'
+	}, name))
+	rec := exec.Command("perf", "record", "-g", "-F", "999", "-o", base+".data", "-p", strings.Join(pids, ","))
+	rec.Stdout, rec.Stderr = r.opts.Log, r.opts.Log
+	if err := rec.Start(); err != nil {
+		r.logf("perf record: %v", err)
+		return func() {}
+	}
+	return func() {
+		_ = rec.Process.Signal(os.Interrupt)
+		_ = rec.Wait()
+		for _, mode := range []string{"children", "no-children"} {
+			out, err := exec.Command("perf", "report", "--stdio", "--"+mode, "--sort", "comm,symbol", "-g", "none", "--percent-limit", "0.5", "-i", base+".data").Output()
+			if err != nil {
+				r.logf("perf report: %v", err)
+			}
+			_ = os.WriteFile(base+"."+mode+".txt", out, 0o644)
+		}
+	}
+}
+
+// print writes the table and how to read it.
+func (r *runner) print(rows []row, machine string) error {
+	t := Table{Header: []string{"setup", "CPU/req", "req/s", "added p50", "added p99", "added p99.9"}}
+	for _, sp := range r.plan.streams {
+		t.Header = append(t.Header, fmt.Sprintf("TTFB p50 / p99, %d streams", sp.n), fmt.Sprintf("max gap, %d streams", sp.n))
+	}
+	t.Header = append(t.Header, fmt.Sprintf("peak RSS, %d streams", r.plan.streams[len(r.plan.streams)-1].n), "errors", "others' CPU")
+	ref := rows[0].open // DIRECT
+	for _, res := range rows {
+		cells := []string{res.name, none, fmt.Sprintf("%.0f", res.rps)}
+		lat := []string{millis(res.open.P50), millis(res.open.P99), millis(res.open.P999)}
+		if res.proxied {
+			cells[1] = micros(res.cpuPerReq)
+			lat = []string{added(res.open.P50, ref.P50), added(res.open.P99, ref.P99), added(res.open.P999, ref.P999)}
+		}
+		cells = append(cells, lat...)
+		for _, sr := range res.streams {
+			cells = append(cells, millis(sr.TTFB.P50)+" / "+millis(sr.TTFB.P99), millis(sr.MaxGap))
+		}
+		cells = append(cells, mib(res.rss), fmt.Sprint(res.errors), res.others)
+		t.Rows = append(t.Rows, cells)
+	}
+	out := r.opts.Out
+	if err := t.Write(out); err != nil {
+		return err
+	}
+	p := r.plan
+	sp := p.streams[0]
+	fmt.Fprintf(out, "\n%s\n", machine)
+	fmt.Fprintf(out, "CPU/req and req/s: %d closed-loop clients for %v (after %v of warm-up), non-streamed chat completions; CPU is utime+stime of every proxy process.\n", p.workers, p.closed, p.warmup)
+	fmt.Fprintf(out, "added pN: open loop, %d requests/s for %v, latency from each request's scheduled send time; DIRECT's row is absolute, the others are minus DIRECT's.\n", p.rate, p.open)
+	fmt.Fprintf(out, "streams: SSE of %d events %v apart, each client opening the next as one ends, measured for %v after a %v ramp; TTFB = request sent → response head; gap includes the nominal %v.\n", sp.events, sp.delay, sp.run, sp.length(), sp.delay)
+	var procs []string
+	for _, res := range rows {
+		procs = append(procs, res.procs...)
+	}
+	slices.Sort(procs)
+	fmt.Fprintf(out, "others' CPU: how busy the load CPU / the proxy CPU were with other programs (or, as steal time, other virtual machines) during the row; near 0%% on a quiet machine.\n")
+	fmt.Fprintf(out, "proxy processes' Cpus_allowed_list: %s\n", strings.Join(slices.Compact(procs), ", "))
+	return nil
+}
