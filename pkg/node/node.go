@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -495,7 +496,9 @@ func policyFrom(cfg *config.Runtime) routing.Policy {
 		AllowClientHint: cfg.Routing.AllowClientHint,
 	}
 	for _, r := range cfg.Routing.Rules {
-		p.Rules = append(p.Rules, routing.Rule{Locs: r.Locs, Hint: r.Hint})
+		// The policy's own copy: the config's slices may be shared, and
+		// its readers run on every request and membership change.
+		p.Rules = append(p.Rules, routing.Rule{Locs: slices.Clone(r.Locs), Hint: r.Hint})
 	}
 	return p
 }
