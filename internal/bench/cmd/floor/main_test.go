@@ -6,31 +6,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/llmesh/llmesh/internal/testio"
 	"github.com/llmesh/llmesh/internal/wait"
 )
-
-// syncBuffer is stderr written by run and read by the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestRun serves a request to the target, then returns nil once ctx ends.
 func TestRun(t *testing.T) {
@@ -39,7 +20,7 @@ func TestRun(t *testing.T) {
 	}))
 	t.Cleanup(backend.Close)
 	ctx, cancel := context.WithCancel(t.Context())
-	stderr := &syncBuffer{}
+	stderr := &testio.Buffer{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"-listen", "127.0.0.1:0", "-target", backend.URL}, stderr) }()
 
