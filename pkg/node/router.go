@@ -65,24 +65,28 @@ func (rt *router) eager(hint string) bool {
 	return hint != "" && (hint == rt.policy.RuleHint() || hint == rt.regionHint)
 }
 
-// picked is the connection a routing.Picker chose, for the target.
-type picked map[string]http.RoundTripper
+// picked is the egress a routing.Picker chose, for the target. Decide
+// stops at the first pick that succeeds, so there is at most one.
+type picked struct {
+	name string
+	conn http.RoundTripper
+}
 
 // picker lets the policy choose among the egress nodes not in exclude, and
 // remembers the connections it chose.
-func (rt *router) picker(exclude []string, chosen picked) routing.Picker {
+func (rt *router) picker(exclude []string, chosen *picked) routing.Picker {
 	return func(hint string) (string, bool) {
 		name, c, ok := rt.pick(hint, exclude)
 		if ok {
-			chosen[name] = c
+			*chosen = picked{name: name, conn: c}
 		}
 		return name, ok
 	}
 }
 
 func (rt *router) Route(r *http.Request, p *provider.Provider) (proxy.Target, error) {
-	chosen := picked{}
-	d, err := rt.policy.Decide(r.Header.Get(proxy.HeaderHint), rt.picker(nil, chosen))
+	var chosen picked
+	d, err := rt.policy.Decide(r.Header.Get(proxy.HeaderHint), rt.picker(nil, &chosen))
 	if err != nil {
 		return proxy.Target{}, &provider.Error{Status: http.StatusBadRequest, Code: "bad_hint", Message: err.Error()}
 	}
@@ -91,21 +95,21 @@ func (rt *router) Route(r *http.Request, p *provider.Provider) (proxy.Target, er
 			return t, nil
 		}
 	}
-	return rt.target(d, chosen)
+	return rt.target(d, &chosen)
 }
 
 // Retry picks another target after an egress did not take the request:
 // the same policy over the egress nodes not tried yet.
 func (rt *router) Retry(r *http.Request, p *provider.Provider, tried []string) (proxy.Target, bool) {
-	chosen := picked{}
-	d, err := rt.policy.Decide(r.Header.Get(proxy.HeaderHint), rt.picker(tried, chosen))
+	var chosen picked
+	d, err := rt.policy.Decide(r.Header.Get(proxy.HeaderHint), rt.picker(tried, &chosen))
 	if err != nil {
 		return proxy.Target{}, false
 	}
 	if d.Kind == routing.Direct && rt.refusesRegion(p.Name) {
 		return proxy.Target{}, false
 	}
-	t, err := rt.target(d, chosen)
+	t, err := rt.target(d, &chosen)
 	return t, err == nil
 }
 
@@ -147,7 +151,7 @@ func (rt *router) regionTarget(exclude []string) (proxy.Target, bool) {
 		Reroute: routing.ReasonRegionBlock, Reason: routing.ReasonRegionBlock}, true
 }
 
-func (rt *router) target(d routing.Decision, chosen picked) (proxy.Target, error) {
+func (rt *router) target(d routing.Decision, chosen *picked) (proxy.Target, error) {
 	// Whether or not an egress looked usable: a plaintext ingress cannot
 	// reach a mutual-TLS egress (so none looks usable), and must not reach
 	// any other. Saying no_egress would send the operator to debug gossip.
@@ -157,7 +161,7 @@ func (rt *router) target(d routing.Decision, chosen picked) (proxy.Target, error
 	}
 	switch d.Kind {
 	case routing.Egress:
-		if c, ok := chosen[d.Egress]; ok {
+		if c := chosen.conn; c != nil && chosen.name == d.Egress {
 			return proxy.Target{Transport: c, Tunnel: true, Route: proxy.RouteEgress, Egress: d.Egress, Hint: d.Hint, Reason: d.Reason}, nil
 		}
 	case routing.Direct:
