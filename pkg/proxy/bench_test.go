@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/llmesh/llmesh/pkg/provider"
 )
@@ -17,6 +18,10 @@ func benchProxy(b *testing.B, up http.HandlerFunc) (string, *http.Client) {
 	h := newHandler(b, Config{
 		Providers: provider.NewRegistry(newProvider(b, "p", u.URL, provider.StyleOpenAI, 1<<20)),
 		Router:    routeTo(Target{Route: "direct"}),
+		// The node's defaults (http.body_idle_timeout, http.min_body_rate):
+		// the body's pace is on every request's path.
+		BodyIdleTimeout: 30 * time.Second,
+		MinBodyRate:     4096,
 	})
 	srv, client := front(b, h)
 	return srv.URL, client
