@@ -128,3 +128,11 @@ func (n *Node) gossipCertExpiry(ctx context.Context) {
 		sent = exp
 	}
 }
+
+// AdminAddr is the bound admin listener's address ("" without admin.listen).
+func (n *Node) AdminAddr() string {
+	if n.adminLn == nil {
+		return ""
+	}
+	return n.adminLn.Addr().String()
+}

@@ -92,18 +92,20 @@
     }
     box.append(el("p", "muted", "The rules of this ingress: requests at an ingress in these locations leave through an egress of that hint; " +
       "other locations go direct to the provider."));
+    const rules = Array.isArray(rt.rules) ? rt.rules : [];
+    if (rules.length === 0) box.lastChild.textContent = "This ingress has no rules: every request goes direct to the provider.";
     const table = el("table");
     const head = el("tr");
     for (const h of ["Locations", "Egress hint", ""]) head.append(el("th", "", h));
     table.append(head);
-    for (const r of Array.isArray(rt.rules) ? rt.rules : []) {
+    for (const r of rules) {
       const locs = Array.isArray(r.locs) ? r.locs.map(str) : [];
       const tr = el("tr");
       tr.append(el("td", "", locs.join(", ")), el("td", "", str(r.hint)),
         el("td", "muted", locs.includes(me.loc) ? "applies to this node (" + str(me.loc) + ")" : ""));
       table.append(tr);
     }
-    box.append(table);
+    if (rules.length) box.append(table);
     const notes = ["No live egress for the hint: " + str(rt.fallback) + "."];
     if (rt.allow_client_hint) notes.push("Clients may pick a hint with X-Mesh-Hint.");
     if (rt.on_region_block) notes.push("Requests a provider refuses for this region retry through " + str(rt.on_region_block) + ".");
@@ -129,7 +131,7 @@
       const h2 = el("h2", "", hint || "no hint");
       h2.append(" ", el("small", "", list.length + (list.length === 1 ? " node" : " nodes")));
       sec.append(h2);
-      const table = el("table");
+      const table = el("table", "nodes");
       const head = el("tr");
       for (const h of ["Node", "Role", "Location", "State", "In flight", "Version", "Certificate expires", "Address"]) head.append(el("th", "", h));
       table.append(head);
@@ -145,7 +147,7 @@
           el("td", "", str(m.role)),
           el("td", "", loc || "–"),
           el("td", st, st),
-          el("td", "num" + (isSelf ? "" : " muted"), isSelf ? Number(self.in_flight) || 0 : "–"),
+          el("td", isSelf ? "" : "muted", isSelf ? Number(self.in_flight) || 0 : "–"),
           el("td", "", str(m.version) || "–"),
           el("td", expCls, exp),
           el("td", "muted", str(m.tunnel) || str(m.addr)),
