@@ -93,8 +93,9 @@ func (n *Node) countProxied(h http.Handler) http.Handler {
 }
 
 // certCheckInterval is how often a node compares its certificate's expiry
-// with the one it gossips (the store reloads renewed files by itself).
-const certCheckInterval = 30 * time.Second
+// with the one it gossips (the store reloads renewed files by itself). A
+// variable for tests.
+var certCheckInterval = 30 * time.Second
 
 // certExpiry is the expiry of the node's own certificate, Unix seconds; 0
 // without tunnel.tls.

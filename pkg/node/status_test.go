@@ -2,13 +2,17 @@ package node
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -17,6 +21,7 @@ import (
 	"github.com/llmesh/llmesh/internal/wait"
 	"github.com/llmesh/llmesh/pkg/config"
 	"github.com/llmesh/llmesh/pkg/membership"
+	"github.com/llmesh/llmesh/pkg/meshtls"
 	"github.com/llmesh/llmesh/pkg/role"
 )
 
@@ -288,4 +293,56 @@ func BenchmarkMembers1000(b *testing.B) {
 		size = len(out)
 	}
 	b.ReportMetric(float64(size)/1000, "B/member")
+}
+
+// TestCertExpiryGossiped: a node gossips its certificate's expiry, and the
+// new one after the certificate is renewed (reloaded, as on SIGHUP).
+func TestCertExpiryGossiped(t *testing.T) {
+	defer func(d time.Duration) { certCheckInterval = d }(certCheckInterval)
+	certCheckInterval = 50 * time.Millisecond
+	caCert, caKey, err := meshtls.NewCA("test CA", 400*24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	paths := config.TLS{Cert: filepath.Join(dir, "eg.pem"), Key: filepath.Join(dir, "eg-key.pem"), CA: filepath.Join(dir, "ca.pem")}
+	issue := func(days int) time.Time {
+		cert, key, err := meshtls.Issue(caCert, caKey, meshtls.Identity{Role: role.Egress, Hint: "wnam", Name: "eg-1"}, []string{"127.0.0.1"}, time.Duration(days)*24*time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for path, b := range map[string][]byte{paths.Cert: cert, paths.Key: key, paths.CA: caCert} {
+			if err := os.WriteFile(path, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		block, _ := pem.Decode(cert)
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.NotAfter
+	}
+	first := issue(30)
+	eg := startTestNode(t, role.Egress, "eg-1", "wnam", func(c *config.Config) {
+		c.Tunnel.TLS, c.Tunnel.Insecure = paths, false
+	})
+	in := startTestNode(t, role.Ingress, "in-1", "", func(c *config.Config) { c.Gossip.Join = []string{eg.GossipAddr()} })
+	expiry := func() string {
+		_, body := get(t, "http://"+in.HTTPAddr()+"/members?role=egress", "")
+		var mr MembersResponse
+		json.Unmarshal([]byte(body), &mr)
+		if len(mr.Members) != 1 {
+			return ""
+		}
+		return mr.Members[0].CertExpiry
+	}
+	rfc := func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+	wait.Until(t, 10*time.Second, "the ingress to see the first expiry", func() bool { return expiry() == rfc(first) })
+
+	renewed := issue(90)
+	if err := eg.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	wait.Until(t, 10*time.Second, "the ingress to see the renewed expiry", func() bool { return expiry() == rfc(renewed) })
 }
