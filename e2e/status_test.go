@@ -189,4 +189,3 @@ func TestStatusPage(t *testing.T) {
 		return shows("hk-1", "us-1", "wnam-sjc-1", "weur-fra-1")(dom)
 	})
 }
-
