@@ -8,7 +8,7 @@ TOOL     := $(GO) tool -modfile=tools/go.mod
 # Packages whose tests run under the race detector (everything with goroutines).
 RACE_PKGS := ./pkg/... ./internal/...
 
-.PHONY: help build run demo test chaos vet lint ci fuzz bench bench-table bench-micro bench-wan proto proto-check clean
+.PHONY: help build run demo test chromium screenshot chaos vet lint ci fuzz bench bench-table bench-micro bench-wan proto proto-check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -25,6 +25,12 @@ demo: build ## start a local mesh (2 ingress, 2 wnam egress, fake provider) and 
 test: vet ## vet, then the whole suite with the race detector and short fuzz runs
 	$(GO) test -race -count=1 -timeout 15m ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME) SLOW_FUZZTIME=$(TEST_FUZZTIME_SLOW)
+
+chromium: ## install Debian's chromium for the status page test (root; what .ci/run does)
+	bash .ci/install-chromium.sh
+
+screenshot: ## save docs/status.png: the status page of a small in-process mesh, in headless chromium
+	LLMESH_STATUS_SCREENSHOT=docs/status.png $(GO) test -count=1 -run '^TestStatusPage$$' ./e2e
 
 chaos: ## the long chaos tests: partition and heal in network namespaces (root), a 10-minute stream, kill -9, rolling restart, gossip dead-node times
 	LLMESH_CHAOS=1 $(GO) test -race -count=1 -timeout 30m -v -run 'TestProfileDeadTime' ./pkg/membership

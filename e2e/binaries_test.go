@@ -229,7 +229,7 @@ providers:
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if !strings.Contains(string(b), `"state": "left"`) {
+		if !strings.Contains(string(b), `"state":"left"`) {
 			return errors.New("egress not shown as left")
 		}
 		return nil

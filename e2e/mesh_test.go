@@ -45,7 +45,7 @@ func TestMembersEndpoint(t *testing.T) {
 	m.stop("weur-1")
 	wait.For(t, 5*time.Second, func() error {
 		_, body := do(t, newRequest(t, "GET", baseURL(us)+"/members", nil))
-		if !strings.Contains(body, `"state": "left"`) {
+		if !strings.Contains(body, `"state":"left"`) {
 			return fmt.Errorf("weur-1 not left yet: %s", body)
 		}
 		return nil

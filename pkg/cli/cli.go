@@ -57,7 +57,7 @@ func Run(ctx context.Context, r role.Role, args []string, stdout, stderr io.Writ
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: %[1]s %[2]s\n"+
-			"       %[1]s members -addr URL [-json] [-token T]   who is in the mesh, as the node at URL sees it\n"+
+			"       %[1]s members -addr URL [-json] [-token T] [-role R] [-hint H] [-state S]   who is in the mesh, as the node at URL sees it\n"+
 			"       %[1]s keygen                      print a new gossip key\n"+
 			"       %[1]s certs init|issue ...         create a mesh CA and node certificates\n"+
 			"       %[1]s -version\n", r, configUsage)
@@ -105,6 +105,11 @@ func runMembers(ctx context.Context, role string, args []string, stdout, stderr 
 	addr := fs.String("addr", "http://127.0.0.1:8080", "`URL` of any node's HTTP listener")
 	asJSON := fs.Bool("json", false, "print the JSON that /members returns")
 	token := fs.String("token", os.Getenv("LLMESH_ADMIN_TOKEN"), "admin `token` when the node sets admin.token (default $LLMESH_ADMIN_TOKEN)")
+	filters := map[string]*string{
+		"role":  fs.String("role", "", "only members of these `roles` (ingress, egress; comma-separated)"),
+		"hint":  fs.String("hint", "", "only members with these `hints` (wnam, enam, ...; comma-separated)"),
+		"state": fs.String("state", "", "only members in these `states` (alive, dead, left; comma-separated; default all)"),
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -120,6 +125,13 @@ func runMembers(ctx context.Context, role string, args []string, stdout, stderr 
 		return fmt.Errorf("members: -addr %q is not a URL", *addr)
 	}
 	u = u.JoinPath("members")
+	q := url.Values{}
+	for name, v := range filters {
+		if *v != "" {
+			q.Set(name, *v) // the node checks the values
+		}
+	}
+	u.RawQuery = q.Encode()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
@@ -139,7 +151,7 @@ func runMembers(ctx context.Context, role string, args []string, stdout, stderr 
 		return fmt.Errorf("members: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("members: %s answered %s%s", u, printable(resp.Status), membersHint(resp.StatusCode, *token != ""))
+		return fmt.Errorf("members: %s answered %s%s", u, printable(resp.Status), membersHint(resp.StatusCode, *token != "", body))
 	}
 	var mr node.MembersResponse
 	if err := json.Unmarshal(body, &mr); err != nil {
@@ -169,8 +181,16 @@ func runMembers(ctx context.Context, role string, args []string, stdout, stderr 
 }
 
 // membersHint says what to do about a refusal from /members.
-func membersHint(status int, sentToken bool) string {
+func membersHint(status int, sentToken bool, body []byte) string {
 	switch {
+	case status == http.StatusBadRequest:
+		// A filter the node refused: its message names the valid values.
+		var e struct {
+			Error struct{ Message string } `json:"error"`
+		}
+		if json.Unmarshal(body, &e) == nil && e.Error.Message != "" {
+			return ": " + printable(e.Error.Message)
+		}
 	case status == http.StatusUnauthorized && sentToken:
 		return ": the node refused the token; pass its admin.token with -token (or $LLMESH_ADMIN_TOKEN)"
 	case status == http.StatusUnauthorized:

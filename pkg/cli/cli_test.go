@@ -7,6 +7,8 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -116,6 +118,36 @@ func TestMembersErrorsSayWhatToDo(t *testing.T) {
 				t.Errorf("err = %v, want it to say %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestMembersFilters: -role, -hint and -state become the query of
+// /members, and a value the node refuses is reported with its message.
+func TestMembersFilters(t *testing.T) {
+	var got url.Values
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.URL.Query()
+		if got.Get("hint") == "mars" {
+			w.WriteHeader(http.StatusBadRequest)
+			w.Write([]byte(`{"error":{"message":"hint \"mars\" is not one of wnam, enam","type":"invalid_request_error","code":"bad_filter"}}`))
+			return
+		}
+		w.Write([]byte(`{"members":[]}`))
+	}))
+	t.Cleanup(srv.Close)
+	if _, _, err := run(t, role.Ingress, "members", "-addr", srv.URL, "-role", "egress", "-hint", "wnam,enam", "-state", "alive"); err != nil {
+		t.Fatal(err)
+	}
+	want := url.Values{"role": {"egress"}, "hint": {"wnam,enam"}, "state": {"alive"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("query = %v, want %v", got, want)
+	}
+	if _, _, err := run(t, role.Ingress, "members", "-addr", srv.URL); err != nil || len(got) != 0 {
+		t.Errorf("no flags: err %v, query %v; want no filter", err, got)
+	}
+	_, _, err := run(t, role.Ingress, "members", "-addr", srv.URL, "-hint", "mars")
+	if want := `400 Bad Request: hint "mars" is not one of wnam, enam`; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("err = %v, want it to say %q", err, want)
 	}
 }
 

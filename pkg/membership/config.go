@@ -49,12 +49,13 @@ type Config struct {
 	// Tune makes last-moment changes to memberlist's config (tests).
 	Tune func(*memberlist.Config)
 
-	forget time.Duration // how long dead and left nodes are listed; 0 = forgetAfter (tests shorten it)
+	forget time.Duration // how long dead nodes are listed (left ones: at most forgetLeftAfter); 0 = forgetAfter (tests shorten it)
 }
 
 const (
 	defaultRejoinInterval = 30 * time.Second
 	forgetAfter           = 10 * time.Minute
+	forgetLeftAfter       = time.Minute
 	// deadNodeReclaimTime lets a node that crashed and came back on a new
 	// address take its name back this long after peers declared it dead.
 	deadNodeReclaimTime = 10 * time.Second

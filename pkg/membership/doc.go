@@ -4,7 +4,7 @@
 // small [Meta] (role, location, region hint, tunnel address, version,
 // draining flag) and keeps an immutable [Snapshot] of every node it has seen,
 // including nodes that are dead or have left, which it forgets after ten
-// minutes. The snapshot is rebuilt in this package's own goroutine and
+// minutes (dead) or one minute (left). The snapshot is rebuilt in this package's own goroutine and
 // swapped atomically, so readers never touch memberlist's locks.
 //
 // Node names must be unique in the mesh, and operators should keep them

@@ -130,12 +130,15 @@ func (m *Membership) Snapshot() *Snapshot { return m.snap.Load() }
 // SetMeta changes the local metadata and gossips it, waiting a few seconds
 // at most for the broadcast (the change spreads anyway).
 func (m *Membership) SetMeta(meta Meta, timeout time.Duration) error {
+	return m.UpdateMeta(func(old *Meta) { *old = meta }, timeout)
+}
+
+// UpdateMeta is SetMeta of the current metadata as edit changes it, so that
+// callers changing different fields (draining, certificate expiry) do not
+// undo each other's changes.
+func (m *Membership) UpdateMeta(edit func(*Meta), timeout time.Duration) error {
 	if timeout <= 0 {
 		timeout = updateTimeout
-	}
-	encoded, err := meta.Encode()
-	if err != nil {
-		return err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -145,6 +148,12 @@ func (m *Membership) SetMeta(meta Meta, timeout time.Duration) error {
 	case m.left:
 		// memberlist ignores updates after Leave; do not wait for nothing.
 		return ErrLeft
+	}
+	meta := m.meta
+	edit(&meta)
+	encoded, err := meta.Encode()
+	if err != nil {
+		return err
 	}
 	m.meta = meta
 	m.delegate.set(encoded)

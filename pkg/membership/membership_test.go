@@ -117,6 +117,20 @@ func TestConverge(t *testing.T) {
 			t.Errorf("%s sees %+v", n.Name(), got)
 		}
 	}
+
+	// A renewed certificate: UpdateMeta changes its expiry and keeps the
+	// draining flag set above.
+	if err := nodes[1].UpdateMeta(func(m *Meta) { m.CertExpiry = 1830297600 }, 0); err != nil {
+		t.Fatalf("UpdateMeta: %v", err)
+	}
+	renewed := draining
+	renewed.CertExpiry = 1830297600
+	for _, n := range nodes {
+		wait.Until(t, 5*time.Second, n.Name()+" to see eg-1's new expiry", func() bool {
+			got, _ := n.Snapshot().Get("eg-1")
+			return got.Meta == renewed
+		})
+	}
 }
 
 func TestSetMetaTooLarge(t *testing.T) {

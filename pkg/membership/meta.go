@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/llmesh/llmesh/pkg/role"
+	"strconv"
 	"unicode/utf8"
 
 	"github.com/hashicorp/memberlist"
@@ -19,6 +20,9 @@ type Meta struct {
 	Tunnel   string    `json:"tunnel,omitempty"` // egress tunnel address host:port; "" for ingress
 	Version  string    `json:"version"`          // software version
 	Draining bool      `json:"draining"`
+	// CertExpiry is when the node's tunnel certificate expires, Unix
+	// seconds; 0 without tunnel.tls (or from a node too old to say).
+	CertExpiry int64 `json:"cert_expiry,omitempty"`
 }
 
 var (
@@ -32,6 +36,7 @@ var (
 // Encoding, version 1:
 //
 //	version byte (1) | flags byte | six fields, each uvarint length + UTF-8 bytes
+//	[| cert expiry: uvarint length + Unix seconds in decimal, only when set]
 //
 // Readers ignore unknown flag bits and bytes after the last field they know,
 // so later fields can be appended without bumping the version (old nodes keep
@@ -44,10 +49,20 @@ const (
 	flagLeaving  = 1 << 1 // set by Leave, so peers can tell "left" from "dead"
 )
 
-const metaFields = 6
+const (
+	// metaFields are the fields every version-1 encoding has.
+	metaFields = 6
+	// metaOptional are appended fields, each present only when set, in
+	// order (a later one implies the earlier ones).
+	metaOptional = 1
+)
 
-func (m Meta) fields() [metaFields]string {
-	return [metaFields]string{string(m.Role), m.Loc, m.Colo, m.Hint, m.Tunnel, m.Version}
+func (m Meta) fields() []string {
+	f := []string{string(m.Role), m.Loc, m.Colo, m.Hint, m.Tunnel, m.Version}
+	if m.CertExpiry != 0 {
+		f = append(f, strconv.FormatInt(m.CertExpiry, 10))
+	}
+	return f
 }
 
 // Encode returns the gossip encoding of m: a version byte and a compact
@@ -102,8 +117,11 @@ func decodeMeta(b []byte) (m Meta, leaving bool, err error) {
 	}
 	flags := b[1]
 	rest := b[2:]
-	var fields [metaFields]string
+	var fields [metaFields + metaOptional]string
 	for i := range fields {
+		if i >= metaFields && len(rest) == 0 {
+			break // an optional field not set, or a node that does not know it
+		}
 		n, k := binary.Uvarint(rest)
 		if k <= 0 {
 			return Meta{}, false, fmt.Errorf("%w: bad length of field %d", ErrMetaInvalid, i)
@@ -119,6 +137,12 @@ func decodeMeta(b []byte) (m Meta, leaving bool, err error) {
 		fields[i] = string(f)
 		rest = rest[n:]
 	}
+	var expiry int64
+	if f := fields[metaFields]; f != "" {
+		if expiry, err = strconv.ParseInt(f, 10, 64); err != nil || expiry <= 0 {
+			return Meta{}, false, fmt.Errorf("%w: bad certificate expiry %q", ErrMetaInvalid, f)
+		}
+	}
 	m = Meta{
 		Role:     role.Role(fields[0]),
 		Loc:      fields[1],
@@ -127,6 +151,8 @@ func decodeMeta(b []byte) (m Meta, leaving bool, err error) {
 		Tunnel:   fields[4],
 		Version:  fields[5],
 		Draining: flags&flagDraining != 0,
+
+		CertExpiry: expiry,
 	}
 	return m, flags&flagLeaving != 0, nil
 }

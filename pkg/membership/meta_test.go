@@ -19,6 +19,7 @@ func TestMetaRoundTrip(t *testing.T) {
 		{"egress draining", Meta{Role: "egress", Loc: "US", Colo: "SJC", Hint: "wnam", Tunnel: "10.0.0.7:9443", Version: "dev", Draining: true}},
 		{"unicode", Meta{Role: "egress", Loc: "JP", Colo: "東京", Hint: "apac"}},
 		{"long field", Meta{Role: "egress", Version: strings.Repeat("v", 300)}},
+		{"certificate expiry", Meta{Role: "egress", Hint: "wnam", Tunnel: "10.0.0.7:9443", CertExpiry: 1830297600}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -49,6 +50,36 @@ func TestMetaLeavingFlag(t *testing.T) {
 	got, leaving, err := decodeMeta(b)
 	if err != nil || !leaving || got != m {
 		t.Errorf("decodeMeta = %+v, %v, %v; want %+v, true, nil", got, leaving, err, m)
+	}
+}
+
+// TestMetaCertExpiry: the expiry is an optional seventh field, so a node
+// without it (or an older node) encodes exactly as before, and a garbled
+// one is refused like any other garbled field.
+func TestMetaCertExpiry(t *testing.T) {
+	six, err := Meta{Role: "egress", Hint: "wnam"}.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []byte{1, 0, 6, 'e', 'g', 'r', 'e', 's', 's', 0, 0, 4, 'w', 'n', 'a', 'm', 0, 0}; !bytes.Equal(six, want) {
+		t.Errorf("encoding without expiry = %v, want the six-field one %v", six, want)
+	}
+	seven, err := Meta{Role: "egress", Hint: "wnam", CertExpiry: 42}.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := append(six, 2, '4', '2'); !bytes.Equal(seven, want) {
+		t.Errorf("encoding with expiry = %v, want %v", seven, want)
+	}
+	// Bytes after the fields this version knows are ignored (a later field).
+	if m, _, err := decodeMeta(append(seven, 3, 'x', 'y', 'z')); err != nil || m.CertExpiry != 42 {
+		t.Errorf("decode with a later field = %+v, %v", m, err)
+	}
+	for _, bad := range []string{"x", "-5", "0", "99999999999999999999"} {
+		b := append(append(append([]byte(nil), six...), byte(len(bad))), bad...)
+		if _, _, err := decodeMeta(b); !errors.Is(err, ErrMetaInvalid) {
+			t.Errorf("decode of expiry %q: error = %v, want ErrMetaInvalid", bad, err)
+		}
 	}
 }
 
@@ -113,9 +144,10 @@ func TestDecodeMetaIgnoresAppendedFields(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A later revision may append fields and flag bits.
+	// A later revision may append fields (after the optional certificate
+	// expiry, here empty) and flag bits.
 	b[1] |= 0x80
-	b = append(b, 3, 'n', 'e', 'w')
+	b = append(b, 0, 3, 'n', 'e', 'w')
 	got, _, err := decodeMeta(b)
 	if err != nil || got != want {
 		t.Errorf("decodeMeta = %+v, %v; want %+v, nil", got, err, want)
@@ -127,6 +159,7 @@ func FuzzDecodeMeta(f *testing.F) {
 		{},
 		{Role: "egress", Loc: "US", Colo: "IAD", Hint: "enam", Tunnel: "127.0.0.1:9443", Version: "v1", Draining: true},
 		{Role: "ingress", Loc: "HK", Colo: "HKG", Hint: "apac"},
+		{Role: "ingress", Loc: "HK", CertExpiry: 1830297600},
 	} {
 		b, err := m.Encode()
 		if err != nil {

@@ -75,21 +75,36 @@ func (r *registry) observe(n *memberlist.Node, alive bool) {
 	}
 }
 
+// forgetTime is how long a member in state is listed after its last
+// change; 0 = for as long as it stays in that state.
+func forgetTime(state State, forget time.Duration) time.Duration {
+	switch state {
+	case StateAlive:
+		return 0
+	case StateLeft:
+		// A node that left did so on purpose (a scale-down, or a rolling
+		// update that renames pods): not news for long.
+		return min(forget, forgetLeftAfter)
+	}
+	return forget
+}
+
 // badMeta names a member whose metadata did not decode.
 type badMeta struct {
 	name string
 	err  error
 }
 
-// snapshot builds a snapshot at now, forgetting nodes that have been dead or
-// gone for longer than forget. It also returns members with undecodable
-// metadata not reported before.
+// snapshot builds a snapshot at now, forgetting nodes that have been dead
+// for longer than forget, or gone (left) for longer than forget or
+// forgetLeftAfter, whichever is shorter. It also returns members with
+// undecodable metadata not reported before.
 func (r *registry) snapshot(now time.Time, forget time.Duration) (*Snapshot, []badMeta) {
 	var bad []badMeta
 	r.mu.Lock()
 	members := make([]Member, 0, len(r.nodes))
 	for name, rec := range r.nodes {
-		if rec.member.State != StateAlive && now.Sub(rec.since) > forget {
+		if keep := forgetTime(rec.member.State, forget); keep > 0 && now.Sub(rec.since) > keep {
 			delete(r.nodes, name)
 			continue
 		}

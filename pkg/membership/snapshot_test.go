@@ -132,6 +132,14 @@ func TestRegistry(t *testing.T) {
 		t.Errorf("Egress = %v, want none", got)
 	}
 
+	// A node that left is forgotten after a minute, a dead one after
+	// forget (here two minutes).
+	s, _ = r.snapshot(time.Now().Add(forgetLeftAfter+time.Second), 2*time.Minute)
+	if got := names(s.Members); !slices.Equal(got, []string{"a", "c", "d"}) {
+		t.Errorf("members a minute on = %v, want a c d (left b forgotten, dead c kept)", got)
+	}
+	r.NotifyLeave(node(t, "b", "10.0.0.2:7946", egress, true))
+
 	// c comes back; b is forgotten after a while, alive nodes never are.
 	r.NotifyJoin(node(t, "c", "10.0.0.33:7946", egress, false))
 	s, _ = r.snapshot(time.Now().Add(2*time.Minute), time.Minute)

@@ -59,6 +59,7 @@ type Node struct {
 	tunnelLn  net.Listener
 
 	draining atomic.Bool
+	proxied  atomic.Int64 // ingress: requests in flight, for /members
 	serveErr chan error
 	stopOnce sync.Once
 }
@@ -97,6 +98,7 @@ func Start(cfg *config.Runtime, log *slog.Logger, opts Options) (_ *Node, err er
 
 	n.meta = membership.Meta{
 		Role: cfg.Role, Loc: cfg.Node.Loc, Colo: cfg.Node.Colo, Hint: cfg.Node.Hint, Version: version.Version,
+		CertExpiry: n.certExpiry(),
 	}
 	var routes http.Handler
 	switch cfg.Role {
@@ -106,7 +108,7 @@ func Start(cfg *config.Runtime, log *slog.Logger, opts Options) (_ *Node, err er
 		}
 		routes = notFoundOnEgress()
 	default:
-		routes = n.startIngress(providers, transport)
+		routes = n.countProxied(n.startIngress(providers, transport))
 	}
 
 	n.httpLn, err = net.Listen("tcp", cfg.HTTP.Listen)
@@ -115,6 +117,9 @@ func Start(cfg *config.Runtime, log *slog.Logger, opts Options) (_ *Node, err er
 	}
 	if err := n.startMembership(opts); err != nil {
 		return nil, err
+	}
+	if n.tls != nil {
+		go n.gossipCertExpiry(n.ctx)
 	}
 	main, admin := n.handlers(routes)
 	n.httpSrv = n.serveHTTP("http", n.httpLn, main)
@@ -375,10 +380,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 			if deadline, ok := ctx.Deadline(); ok {
 				budget = min(budget, time.Until(deadline))
 			}
-			meta := n.meta
-			meta.Draining = true
 			leaveBy := time.Now().Add(budget)
-			if err := n.members.SetMeta(meta, max(budget/4, time.Millisecond)); err != nil {
+			draining := func(m *membership.Meta) { m.Draining = true }
+			if err := n.members.UpdateMeta(draining, max(budget/4, time.Millisecond)); err != nil {
 				n.log.Warn("cannot gossip draining state", "err", err)
 			}
 			if err := n.members.Leave(max(time.Until(leaveBy), time.Millisecond)); err != nil {
