@@ -84,6 +84,22 @@ func newGossip(reg prometheus.Registerer) *gossip {
 			Help: "Nodes in memberlist's own table, by state (alive, suspect, dead, left), at the last state exchange.",
 		}, []string{"state"}),
 	}
+	// At 0 from the start, so rates have a series before the first event.
+	for _, kind := range []string{"probe", "timeout"} {
+		g.degraded.WithLabelValues(kind)
+	}
+	for _, typ := range []string{"alive", "suspect", "dead"} {
+		g.memberMsgs.WithLabelValues(typ)
+	}
+	for _, dir := range []string{"in", "out"} {
+		g.tcpConns.WithLabelValues(dir)
+	}
+	for _, transport := range []string{"udp", "tcp"} {
+		g.sentPackets.WithLabelValues(transport)
+		g.sentBytes.WithLabelValues(transport)
+	}
+	g.receivedPackets.WithLabelValues("udp")
+	g.receivedBytes.WithLabelValues("udp")
 	reg.MustRegister(g.sentPackets, g.sentBytes, g.receivedPackets, g.receivedBytes, g.tcpConns, g.probes,
 		g.pushPulls, g.memberMsgs, g.degraded, g.health, g.queue, g.nodes)
 	return g
