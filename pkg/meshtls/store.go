@@ -48,7 +48,7 @@ type material struct {
 	cert   *tls.Certificate // Leaf is set
 	id     Identity
 	pool   *x509.CertPool
-	caEnd  time.Time // when the first CA certificate of the CA file expires
+	caEnd  time.Time // when the CA file's earliest-expiring certificate expires
 	digest digest    // of the bytes it was loaded from
 }
 
