@@ -30,7 +30,8 @@ func TestSeriesUnknownProviderIsOther(t *testing.T) {
 	if m.Series("", "rejected", "") != m.Series(OtherProvider, "rejected", "") {
 		t.Error("the empty provider and other are different series")
 	}
-	if m.Series("openai", "egress", "wnam-1") != m.Series("openai", "egress", "wnam-1") {
+	first := m.Series("openai", "egress", "wnam-1")
+	if m.Series("openai", "egress", "wnam-1") != first {
 		t.Error("a series is resolved twice")
 	}
 }
