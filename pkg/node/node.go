@@ -336,10 +336,12 @@ func (n *Node) onMembers(s *membership.Snapshot) {
 				Lazy: n.eager != nil && !n.eager(m.Hint)})
 		}
 	}
-	n.metrics.SetMembers(seen)
+	// The pool first: Members() already shows this snapshot, and requests
+	// should find its egress nodes as soon as they can.
 	if n.pool != nil {
 		n.pool.Sync(eps)
 	}
+	n.metrics.SetMembers(seen)
 }
 
 // HTTPAddr is the bound HTTP address.
