@@ -72,7 +72,7 @@ func TestNodeTakesMembersOnlyFromOnChange(t *testing.T) {
 	}
 	free()
 	wait.For(t, 5*time.Second, func() error {
-		if m := metrics(); !strings.Contains(m, `llmesh_members{role="ingress",state="alive"} 1`) {
+		if m := metrics(); !strings.Contains(m, `role="ingress",state="alive"} 1`) {
 			return fmt.Errorf("no members gauge yet:\n%s", grepLines(m, "llmesh_members"))
 		}
 		return nil

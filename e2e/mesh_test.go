@@ -66,7 +66,8 @@ func TestHealth(t *testing.T) {
 		}
 	}
 	resp, body := do(t, newRequest(t, "GET", baseURL(hk)+"/metrics", nil))
-	if resp.StatusCode != 200 || !strings.Contains(body, "llmesh_build_info") || !strings.Contains(body, `llmesh_members{role="egress",state="alive"} 3`) {
+	if resp.StatusCode != 200 || !strings.Contains(body, "llmesh_build_info") || !strings.Contains(body, `llmesh_members{hint="wnam",role="egress",state="alive"} 2`) ||
+		!strings.Contains(body, `llmesh_members{hint="weur",role="egress",state="alive"} 1`) {
 		t.Fatalf("/metrics: %d\n%s", resp.StatusCode, body)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	gometrics "github.com/hashicorp/go-metrics"
 	"github.com/hashicorp/memberlist"
 )
 
@@ -46,6 +47,10 @@ type Config struct {
 	// start-up call of its own (one would race these). It must not call
 	// Shutdown. May be nil.
 	OnChange func(*Snapshot)
+	// MetricLabels label memberlist's go-metrics emissions (probes,
+	// suspicions, queue depth, packets): metrics.GossipLabels routes them
+	// to the node's registry.
+	MetricLabels []gometrics.Label
 	// Tune makes last-moment changes to memberlist's config (tests).
 	Tune func(*memberlist.Config)
 
@@ -143,6 +148,7 @@ func (c *Config) memberlist(events memberlist.EventDelegate, delegate memberlist
 	mc.Delegate = delegate
 	mc.LogOutput = nil
 	mc.Logger = log.New(logWriter{logger}, "", 0)
+	mc.MetricLabels = c.MetricLabels
 	if c.Tune != nil {
 		c.Tune(mc)
 	}

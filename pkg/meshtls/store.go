@@ -48,7 +48,8 @@ type material struct {
 	cert   *tls.Certificate // Leaf is set
 	id     Identity
 	pool   *x509.CertPool
-	digest digest // of the bytes it was loaded from
+	caEnd  time.Time // when the CA file's earliest-expiring certificate expires
+	digest digest    // of the bytes it was loaded from
 }
 
 // digest identifies the contents of the three files.
@@ -150,6 +151,13 @@ func (s *Store) Identity() Identity { return s.cur.Load().id }
 // Certificate returns the current own certificate (with Leaf set).
 func (s *Store) Certificate() *tls.Certificate { return s.cur.Load().cert }
 
+// Expiry returns when the current own certificate and the first CA
+// certificate of the CA file expire.
+func (s *Store) Expiry() (cert, ca time.Time) {
+	m := s.cur.Load()
+	return m.cert.Leaf.NotAfter, m.caEnd
+}
+
 func certAttrs(m *material) []any {
 	return []any{
 		"identity", m.id.String(),
@@ -192,7 +200,7 @@ func load(f Files) (*material, error) {
 			return nil, fmt.Errorf("meshtls: certificate %s: %w", f.Cert, err)
 		}
 	}
-	pool, err := parsePool(caPEM)
+	pool, caEnd, err := parsePool(caPEM)
 	if err != nil {
 		return nil, fmt.Errorf("meshtls: CA file %s: %w", f.CA, err)
 	}
@@ -214,14 +222,15 @@ func load(f Files) (*material, error) {
 	if err := verifyChain(chain, pool, x509.ExtKeyUsageAny); err != nil {
 		return nil, fmt.Errorf("meshtls: certificate %s (%s) does not chain to CA file %s: %w", f.Cert, id, f.CA, err)
 	}
-	return &material{cert: &cert, id: id, pool: pool, digest: d}, nil
+	return &material{cert: &cert, id: id, pool: pool, caEnd: caEnd, digest: d}, nil
 }
 
 // parsePool parses every CERTIFICATE block. Text between blocks (bundle
 // comments) is skipped, but another PEM type is an error, so a key pasted
-// into the CA file is not silently ignored.
-func parsePool(b []byte) (*x509.CertPool, error) {
-	pool := x509.NewCertPool()
+// into the CA file is not silently ignored. end is when the first of the
+// certificates expires.
+func parsePool(b []byte) (pool *x509.CertPool, end time.Time, err error) {
+	pool = x509.NewCertPool()
 	n := 0
 	for {
 		var block *pem.Block
@@ -230,19 +239,22 @@ func parsePool(b []byte) (*x509.CertPool, error) {
 			break
 		}
 		if block.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("unexpected PEM block %q", block.Type)
+			return nil, time.Time{}, fmt.Errorf("unexpected PEM block %q", block.Type)
 		}
 		c, err := x509.ParseCertificate(block.Bytes)
 		if err != nil {
-			return nil, err
+			return nil, time.Time{}, err
 		}
 		pool.AddCert(c)
+		if n == 0 || c.NotAfter.Before(end) {
+			end = c.NotAfter
+		}
 		n++
 	}
 	if n == 0 {
-		return nil, errors.New("no CERTIFICATE PEM block")
+		return nil, time.Time{}, errors.New("no CERTIFICATE PEM block")
 	}
-	return pool, nil
+	return pool, end, nil
 }
 
 func verifyChain(chain []*x509.Certificate, roots *x509.CertPool, usage x509.ExtKeyUsage) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -239,5 +240,34 @@ func TestRequireRefusesAnotherIdentityOnReload(t *testing.T) {
 	ca.renew(t, files, Identity{Role: role.Egress, Hint: "wnam", Name: "e2"})
 	if err := s.Reload(); err == nil || s.Identity().Name != "e1" {
 		t.Fatalf("Reload = %v, identity %s: want a refusal keeping e1", err, s.Identity())
+	}
+}
+
+// TestExpiry: the node certificate's end, and the CA file's earliest, follow
+// a reload.
+func TestExpiry(t *testing.T) {
+	ca, other := newTestCA(t, "ca"), newTestCA(t, "second CA")
+	now := time.Now().Truncate(time.Second)
+	certPEM, keyPEM := ca.issueAt(t, egressID, now.Add(-time.Hour), now.Add(5*time.Hour))
+	// A bundle: the CA that signed the node, and another that ends sooner.
+	bundle := append(slices.Clone(ca.certPEM), other.certPEM...)
+	f := writeFiles(t, t.TempDir(), "n", certPEM, keyPEM, bundle)
+	s, err := Load(f, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, caEnd := s.Expiry()
+	if !cert.Equal(now.Add(5 * time.Hour)) {
+		t.Errorf("certificate ends %v, want %v", cert, now.Add(5*time.Hour))
+	}
+	if first := min(ca.cert.NotAfter.Unix(), other.cert.NotAfter.Unix()); caEnd.Unix() != first {
+		t.Errorf("CA ends %v, want the earliest, %v", caEnd, time.Unix(first, 0))
+	}
+	ca.renew(t, f, egressID)
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if cert2, _ := s.Expiry(); !cert2.After(cert) {
+		t.Errorf("after renewal the certificate ends %v, not after %v", cert2, cert)
 	}
 }

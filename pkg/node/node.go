@@ -8,13 +8,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 
 	"github.com/llmesh/llmesh/pkg/config"
@@ -25,6 +25,7 @@ import (
 	"github.com/llmesh/llmesh/pkg/proxy"
 	"github.com/llmesh/llmesh/pkg/role"
 	"github.com/llmesh/llmesh/pkg/routing"
+	"github.com/llmesh/llmesh/pkg/tracing"
 	"github.com/llmesh/llmesh/pkg/tunnel"
 	"github.com/llmesh/llmesh/pkg/version"
 )
@@ -43,9 +44,10 @@ type Node struct {
 	adminSrv *http.Server // nil unless admin.listen is set
 	adminLn  net.Listener
 
-	tls    *meshtls.Store // nil without tunnel.tls
-	ctx    context.Context
-	cancel context.CancelFunc
+	tls     *meshtls.Store   // nil without tunnel.tls
+	tracing *tracing.Tracing // nil unless the OTEL_* environment asks for traces
+	ctx     context.Context
+	cancel  context.CancelFunc
 
 	// ingress
 	pool *tunnel.Pool
@@ -94,6 +96,15 @@ func Start(cfg *config.Runtime, log *slog.Logger, opts Options) (_ *Node, err er
 			return nil, err
 		}
 		go n.tls.Watch(n.ctx, 10*time.Second)
+		n.metrics.CertificateExpiry(n.certExpiries)
+	}
+	if n.tracing, err = tracing.Setup(n.ctx, os.Getenv, tracing.Service{
+		Name: "llmesh-" + string(cfg.Role), Node: cfg.Node.Name, Version: version.Version,
+	}); err != nil {
+		return nil, err
+	}
+	if n.tracing != nil {
+		log.Info("tracing on", "exporter", n.tracing.Exporter)
 	}
 
 	n.meta = membership.Meta{
@@ -180,6 +191,8 @@ func (n *Node) startIngress(providers *provider.Registry, transport http.RoundTr
 	for i, k := range cfg.Auth.AccessKeys {
 		accessKeys[i] = proxy.AccessKey{Key: k.Key.Reveal(), Providers: k.Providers}
 	}
+	n.metrics.GaugeFunc("llmesh_tunnel_streams_in_flight", "Tunnel streams open: to egress nodes (ingress), or served (egress).",
+		func() float64 { return float64(n.pool.InFlight()) })
 	rt := newRouter(n)
 	n.eager = rt.eager
 	if rt.plaintext && rt.routes() {
@@ -191,6 +204,7 @@ func (n *Node) startIngress(providers *provider.Registry, transport http.RoundTr
 		Transport:      transport,
 		Metrics:        n.metrics,
 		Logger:         n.log,
+		Tracer:         n.tracing.TracerOf(),
 		AccessKeys:     accessKeys,
 		MaxInFlight:    cfg.HTTP.MaxInFlight,
 		MaxHeaderBytes: cfg.HTTP.MaxHeaderBytes,
@@ -216,6 +230,7 @@ func (n *Node) startTunnelServer(providers *provider.Registry, transport http.Ro
 		Transport:    transport,
 		Metrics:      n.metrics,
 		Logger:       n.log,
+		Tracer:       n.tracing.TracerOf(),
 		MetricsRoute: proxy.RouteRelay,
 		Relay:        true,
 		// The ingress checked the client's head against its own limit; this
@@ -233,12 +248,15 @@ func (n *Node) startTunnelServer(providers *provider.Registry, transport http.Ro
 		TLS:        creds,
 		Keepalive:  tunnelKeepalive(cfg.Tunnel),
 		Logger:     n.log,
-		OnStream:   func(c codes.Code) { n.metrics.TunnelStream(c.String()) },
+		OnStream:   n.metrics.TunnelStream,
+		Trace:      n.tracing != nil,
 		// Silent connections are closed after the timeout, and past the
 		// cap at once, instead of each held for grpc-go's 120 s.
 		HandshakeTimeout: cfg.Tunnel.HandshakeTimeout,
 		MaxHandshakes:    cfg.Tunnel.MaxHandshakes,
 	})
+	n.metrics.GaugeFunc("llmesh_tunnel_streams_in_flight", "Tunnel streams open: to egress nodes (ingress), or served (egress).",
+		func() float64 { return float64(n.tunnelSrv.InFlight()) })
 	n.grpcSrv = n.tunnelSrv.GRPCServer()
 	ln, err := net.Listen("tcp", cfg.Tunnel.Listen)
 	if err != nil {
@@ -287,6 +305,7 @@ func (n *Node) startMembership(opts Options) error {
 		Meta:           n.meta,
 		Logger:         n.log,
 		OnChange:       n.onMembers,
+		MetricLabels:   n.metrics.GossipLabels(),
 	}
 	if opts.TuneGossip != nil {
 		opts.TuneGossip(&mc)
@@ -303,20 +322,26 @@ func (n *Node) startMembership(opts Options) error {
 
 // onMembers runs on every membership change, outside memberlist's locks.
 func (n *Node) onMembers(s *membership.Snapshot) {
-	counts := map[[2]string]int{}
+	seen := make([]metrics.Member, 0, len(s.Members))
 	var eps []tunnel.Endpoint
 	for _, m := range s.Members {
-		counts[[2]string{string(m.Role), string(m.State)}]++
+		state := string(m.State)
+		if m.State == membership.StateAlive && m.Draining {
+			state = "draining"
+		}
+		seen = append(seen, metrics.Member{Name: m.Name, Role: string(m.Role), Hint: m.Hint, State: state})
 		// Keep connections to draining egress nodes: their live streams finish.
 		if m.State == membership.StateAlive && m.Role == role.Egress && m.Tunnel != "" {
 			eps = append(eps, tunnel.Endpoint{Name: m.Name, Addr: m.Tunnel, Hint: m.Hint, Draining: m.Draining,
 				Lazy: n.eager != nil && !n.eager(m.Hint)})
 		}
 	}
-	n.metrics.SetMembers(counts)
+	// The pool first: Members() already shows this snapshot, and requests
+	// should find its egress nodes as soon as they can.
 	if n.pool != nil {
 		n.pool.Sync(eps)
 	}
+	n.metrics.SetMembers(seen)
 }
 
 // HTTPAddr is the bound HTTP address.
@@ -440,8 +465,21 @@ func (n *Node) Close() error {
 		if n.pool != nil {
 			n.pool.Close()
 		}
+		n.metrics.Close()
+		// Spans still buffered go out now, or are lost after a while.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := n.tracing.Shutdown(ctx); err != nil {
+			n.log.Warn("tracing: flushing spans", "err", err)
+		}
 	})
 	return nil
+}
+
+// certExpiries is when the mesh TLS certificates in use expire, for metrics.
+func (n *Node) certExpiries() []metrics.Expiry {
+	cert, ca := n.tls.Expiry()
+	return []metrics.Expiry{{Cert: "node", NotAfter: cert}, {Cert: "ca", NotAfter: ca}}
 }
 
 // Run starts a node and serves until ctx ends, then drains for up to
@@ -457,7 +495,9 @@ func Run(ctx context.Context, cfg *config.Runtime, log *slog.Logger, reload <-ch
 		case <-ctx.Done():
 			waiting = false
 		case <-reload:
-			if err := n.Reload(); err != nil {
+			err := n.Reload()
+			n.metrics.ConfigReload(err == nil)
+			if err != nil {
 				log.Error("reload: keeping the previous certificates", "err", err)
 			} else {
 				log.Info("reloaded tunnel certificates")
@@ -508,7 +548,8 @@ func policyFrom(cfg *config.Runtime) routing.Policy {
 }
 
 func (n *Node) dialConfig() tunnel.DialConfig {
-	dc := tunnel.DialConfig{Token: n.cfg.Tunnel.Token.Reveal(), Keepalive: tunnelKeepalive(n.cfg.Tunnel), Logger: n.log}
+	dc := tunnel.DialConfig{Token: n.cfg.Tunnel.Token.Reveal(), Keepalive: tunnelKeepalive(n.cfg.Tunnel), Logger: n.log,
+		OnEject: n.metrics.Ejection}
 	if n.tls != nil {
 		dc.TLSFor = func(ep tunnel.Endpoint) *tls.Config {
 			return n.tls.ClientConfig(meshtls.Identity{Role: role.Egress, Hint: ep.Hint, Name: ep.Name})

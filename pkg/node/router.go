@@ -19,10 +19,12 @@ import (
 type router struct {
 	// pick chooses a usable connection to a live, not draining egress of
 	// hint, none of exclude (tunnel.Pool.Pick).
-	pick   func(hint string, exclude []string) (name string, c http.RoundTripper, ok bool)
-	log    *slog.Logger
-	now    func() time.Time
-	policy routing.Policy
+	pick func(hint string, exclude []string) (name string, c http.RoundTripper, ok bool)
+	// noEgress, when set, is told of each pick that found no egress of hint.
+	noEgress func(hint string)
+	log      *slog.Logger
+	now      func() time.Time
+	policy   routing.Policy
 	// plaintext: neither tunnel.tls nor tunnel.insecure, so nothing may be
 	// tunnelled (provider keys would cross the network in clear).
 	plaintext bool
@@ -43,6 +45,7 @@ func newRouter(n *Node) *router {
 			}
 			return "", nil, false
 		},
+		noEgress:   n.metrics.NoEgress,
 		log:        n.log,
 		now:        time.Now,
 		policy:     policyFrom(cfg),
@@ -79,6 +82,8 @@ func (rt *router) picker(exclude []string, chosen *picked) routing.Picker {
 		name, c, ok := rt.pick(hint, exclude)
 		if ok {
 			*chosen = picked{name: name, conn: c}
+		} else if rt.noEgress != nil {
+			rt.noEgress(hint)
 		}
 		return name, ok
 	}

@@ -2,38 +2,58 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/llmesh/llmesh/pkg/metrics"
 	"github.com/llmesh/llmesh/pkg/provider"
 )
 
 // benchProxy serves a proxy for provider "p" at up and returns its URL and
 // a client; everything is loopback HTTP/1.1 with keep-alive.
-func benchProxy(b *testing.B, up http.HandlerFunc) (string, *http.Client) {
+func benchProxy(b *testing.B, up http.HandlerFunc, edits ...func(*Config)) (string, *http.Client) {
 	b.Helper()
 	u := upstream(b, up)
-	h := newHandler(b, Config{
+	cfg := Config{
 		Providers: provider.NewRegistry(newProvider(b, "p", u.URL, provider.StyleOpenAI, 1<<20)),
 		Router:    routeTo(Target{Route: "direct"}),
+		// Metrics on, as on every node.
+		Metrics: metrics.New("ingress", "bench"),
 		// The node's defaults (http.body_idle_timeout, http.min_body_rate):
 		// the body's pace is on every request's path.
 		BodyIdleTimeout: 30 * time.Second,
 		MinBodyRate:     4096,
-	})
-	srv, client := front(b, h)
+	}
+	for _, edit := range edits {
+		edit(&cfg)
+	}
+	srv, client := front(b, newHandler(b, cfg))
 	return srv.URL, client
 }
 
-func BenchmarkProxyDirect(b *testing.B) {
+func BenchmarkProxyDirect(b *testing.B) { benchDirect(b) }
+
+// BenchmarkProxyDirectTraced is BenchmarkProxyDirect with tracing on: a
+// span per request, batched to an exporter that drops them.
+func BenchmarkProxyDirectTraced(b *testing.B) {
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+	b.Cleanup(func() { tp.Shutdown(context.Background()) })
+	benchDirect(b, func(c *Config) { c.Tracer = tp.Tracer("bench") })
+}
+
+func benchDirect(b *testing.B, edits ...func(*Config)) {
 	reply := []byte(`{"id":"chatcmpl-1","object":"chat.completion","choices":[{"message":{"role":"assistant","content":"hi"}}]}`)
 	url, client := benchProxy(b, func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(reply)
-	})
+	}, edits...)
 	body := []byte(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello"}]}`)
 	b.ReportAllocs()
 	for b.Loop() {

@@ -19,6 +19,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/llmesh/llmesh/pkg/metrics"
 	"github.com/llmesh/llmesh/pkg/provider"
 	"github.com/llmesh/llmesh/pkg/routing"
@@ -89,6 +91,9 @@ type Config struct {
 	Transport http.RoundTripper // the direct transport, see NewTransport
 	Metrics   *metrics.Metrics  // may be nil
 	Logger    *slog.Logger
+	// Tracer, when set, gives each request a span (see trace.go); nil
+	// costs nothing.
+	Tracer trace.Tracer
 	// MetricsRoute labels requests when the Router sets no Route ("relay" on an egress).
 	MetricsRoute Route
 	// AccessKeys are the keys clients of managed providers must present (ingress).
@@ -173,6 +178,9 @@ type exchange struct {
 	tried     []string      // egress nodes that did not take the request
 	body      *pacedBody    // the client's body under its pace; nil without one
 	replay    *replayBody   // the body kept for another try; nil: sent once
+	// nextHopWait is how long the last attempt that got a response head
+	// waited for it (from the egress or the provider); 0: none did.
+	nextHopWait time.Duration
 }
 
 type exchangeKey struct{}
@@ -190,8 +198,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	sw := &statusWriter{ResponseWriter: w}
 	sw.Header().Set(HeaderRequestID, id)
+	var span trace.Span
+	if h.cfg.Tracer != nil {
+		r, span = h.startSpan(r)
+	}
 	name, route := "", h.cfg.MetricsRoute
 	var ex *exchange
+	var body *pacedBody
 	// Deferred, so an aborted stream (panic(http.ErrAbortHandler)) is
 	// logged and counted too.
 	defer func() {
@@ -201,13 +214,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if chosen.Route != "" && route != RouteRejected {
 			route = chosen.Route
 		}
-		h.cfg.Metrics.Observe(name, string(route), sw.code(), time.Since(start))
-		h.log.Info("request", "id", clip(id), "method", clip(r.Method), "provider", name, "route", route,
+		total := time.Since(start)
+		h.observe(name, route, chosen, measure(start, total, sw, ex, body, r))
+		attrs := []any{"id", clip(id), "method", clip(r.Method), "provider", name, "route", route,
 			"egress", chosen.Egress, "reason", chosen.Reason, "attempts", ex.tries(), "status", sw.code(), "bytes", sw.bytes,
-			"duration", time.Since(start).Round(time.Millisecond))
+			"duration", total.Round(time.Millisecond)}
+		if span != nil {
+			attrs = append(attrs, "trace_id", span.SpanContext().TraceID().String())
+			endSpan(span, name, route, chosen, ex.tries(), sw.code())
+		}
+		h.log.Info("request", attrs...)
 	}()
 
-	body := paceBody(w, r, pace{idle: h.cfg.BodyIdleTimeout, minRate: h.cfg.MinBodyRate})
+	body = paceBody(w, r, pace{idle: h.cfg.BodyIdleTimeout, minRate: h.cfg.MinBodyRate})
 	if body != nil {
 		// Deferred first so it runs last, once the request's slots are
 		// free: on HTTP/1 it bounds what the server reads of a body left
@@ -250,11 +269,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	ex.status = sw
-	defer h.cfg.Metrics.Begin(string(route))()
+	inflight := h.cfg.Metrics.Series(name, string(route), ex.target.Egress)
+	inflight.Begin()
+	defer inflight.End()
 
 	ctx := tunnel.WithRequestID(r.Context(), id)
 	if ex.injectKey {
 		ctx = tunnel.WithInjectKey(ctx)
+	}
+	if span != nil && !h.cfg.Relay {
+		ctx = tunnel.WithTraceContext(ctx, traceContextOf(ctx))
 	}
 	var out http.ResponseWriter = sw
 	if h.cfg.SSEKeepalive > 0 && !h.cfg.Relay {
@@ -500,6 +524,7 @@ func (h *Handler) roundTrip(req *http.Request) (*http.Response, error) {
 		if !ok {
 			return out.resp, out.err
 		}
+		h.countRetry(out)
 		out.discard()
 		ex.target, req = next, again
 	}
@@ -531,10 +556,12 @@ func (h *Handler) try(req *http.Request, ex *exchange) outcome {
 	// them): forwarded by the ReverseProxy, a 103's headers would reach the
 	// client unfiltered and the mesh's own headers would be cleared with them.
 	req = req.WithContext(withoutClientTrace{req.Context()})
+	sent := time.Now()
 	resp, err := h.transport(ex.target).RoundTrip(req)
 	if err != nil {
 		return outcome{err: err}
 	}
+	ex.nextHopWait = time.Since(sent)
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		resp.Body.Close()
 		return outcome{err: errUnexpectedUpgrade}

@@ -56,18 +56,28 @@ type statusWriter struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+	// When the response head and the first body byte went out, for the
+	// time-to-first-byte and overhead histograms.
+	headAt, firstByteAt time.Time
 }
 
 func (w *statusWriter) WriteHeader(code int) {
 	if w.status == 0 && code >= 200 {
 		w.status = code
+		w.headAt = time.Now()
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
 func (w *statusWriter) Write(p []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
+	if w.status == 0 || w.firstByteAt.IsZero() && len(p) > 0 {
+		now := time.Now()
+		if w.status == 0 {
+			w.status, w.headAt = http.StatusOK, now
+		}
+		if len(p) > 0 {
+			w.firstByteAt = now
+		}
 	}
 	n, err := w.ResponseWriter.Write(p)
 	w.bytes += int64(n)

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/llmesh/llmesh/proto/llmesh/tunnel/v1/tunnelv1"
@@ -39,6 +40,9 @@ type DialConfig struct {
 	TLSFor    func(Endpoint) *tls.Config
 	Keepalive Keepalive
 	Logger    *slog.Logger
+	// OnEject, when set, is told each time a connection is ejected after
+	// a stream failed before the egress took it (why: Reason), for metrics.
+	OnEject func(reason string)
 
 	dialOptions []grpc.DialOption // more, for tests (a stats handler)
 }
@@ -50,6 +54,7 @@ type Conn struct {
 	Addr string // tunnel address
 
 	endpoint Endpoint // what the pool dialled
+	onEject  func(reason string)
 
 	cc       *grpc.ClientConn
 	client   tunnelv1.TunnelClient
@@ -100,7 +105,7 @@ func dial(name, addr string, cfg DialConfig, connect bool) (*Conn, error) {
 	if connect {
 		cc.Connect()
 	}
-	return &Conn{Name: name, Addr: addr, cc: cc, client: tunnelv1.NewTunnelClient(cc)}, nil
+	return &Conn{Name: name, Addr: addr, cc: cc, client: tunnelv1.NewTunnelClient(cc), onEject: cfg.OnEject}, nil
 }
 
 // InFlight is the number of exchanges open on this connection.
@@ -133,6 +138,9 @@ func (c *Conn) notSent(ctx context.Context, err error) error {
 	n := min(c.ejected.Add(1), 8)
 	backoff := min(250*time.Millisecond<<(n-1), 30*time.Second)
 	c.ejectedUntil.Store(time.Now().Add(backoff).UnixNano())
+	if c.onEject != nil {
+		c.onEject(Reason(err))
+	}
 	return &NotSentError{Egress: c.Name, Err: err}
 }
 
@@ -206,7 +214,7 @@ func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 		c.done()
 		return nil, err
 	}
-	stream, err := c.client.Exchange(ctx)
+	stream, err := c.client.Exchange(withTraceMetadata(ctx))
 	if err != nil {
 		closeBody(req)
 		if ctx.Err() == nil && status.Code(err) == codes.Canceled {
@@ -288,6 +296,19 @@ func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp.Body = &responseBody{stream: stream, ctx: ctx, cancel: cancel, conn: c, resp: resp}
 	return resp, nil
+}
+
+// withTraceMetadata puts ctx's trace context, if any, in the stream's
+// outgoing metadata: the egress continues the ingress's trace.
+func withTraceMetadata(ctx context.Context) context.Context {
+	tc := TraceContextFrom(ctx)
+	if tc.Parent == "" {
+		return ctx
+	}
+	if tc.State == "" {
+		return metadata.AppendToOutgoingContext(ctx, "traceparent", tc.Parent)
+	}
+	return metadata.AppendToOutgoingContext(ctx, "traceparent", tc.Parent, "tracestate", tc.State)
 }
 
 // bodySender streams the request body in frames of at most FrameSize, then

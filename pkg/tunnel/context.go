@@ -32,3 +32,21 @@ func InjectKey(ctx context.Context) bool {
 	v, _ := ctx.Value(injectKeyType{}).(bool)
 	return v
 }
+
+type traceKeyType struct{}
+
+// TraceContext is a W3C trace context: the traceparent and tracestate
+// header values.
+type TraceContext struct{ Parent, State string }
+
+// WithTraceContext returns ctx carrying tc, which the tunnel sends to the
+// egress in the stream's gRPC metadata (traceparent, tracestate).
+func WithTraceContext(ctx context.Context, tc TraceContext) context.Context {
+	return context.WithValue(ctx, traceKeyType{}, tc)
+}
+
+// TraceContextFrom returns the trace context in ctx; zero when none.
+func TraceContextFrom(ctx context.Context) TraceContext {
+	tc, _ := ctx.Value(traceKeyType{}).(TraceContext)
+	return tc
+}

@@ -26,6 +26,26 @@ var (
 	ErrAborted = errors.New("tunnel stream aborted")
 )
 
+// Reason names err's kind for a metric label: unauthenticated,
+// unavailable, overloaded, protocol, aborted, deadline, or other.
+func Reason(err error) string {
+	switch {
+	case errors.Is(err, ErrUnauthenticated):
+		return "unauthenticated"
+	case errors.Is(err, ErrUnavailable):
+		return "unavailable"
+	case errors.Is(err, ErrOverloaded):
+		return "overloaded"
+	case errors.Is(err, ErrProtocol):
+		return "protocol"
+	case errors.Is(err, ErrAborted):
+		return "aborted"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "deadline"
+	}
+	return "other"
+}
+
 // localError is a failure of this side's own sending (a message that does
 // not marshal): that request's failure alone, which says nothing about the
 // peer, so it never ejects a connection nor lets the request go elsewhere.

@@ -182,6 +182,17 @@ func usableFrom(conns []*Conn, start int, exclude []string, skip *Conn) *Conn {
 	return nil
 }
 
+// InFlight is the number of exchanges open on all of the pool's connections.
+func (p *Pool) InFlight() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var n int64
+	for _, c := range p.conns {
+		n += c.InFlight()
+	}
+	return n
+}
+
 // Get returns the connection to the named egress.
 func (p *Pool) Get(name string) (*Conn, bool) {
 	p.mu.Lock()

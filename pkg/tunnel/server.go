@@ -53,6 +53,9 @@ type ServerConfig struct {
 	Logger    *slog.Logger
 	// OnStream, when set, is told how each stream ended (a gRPC code), for metrics.
 	OnStream func(code codes.Code)
+	// Trace: read the ingress's trace context from each stream's metadata
+	// into the request's context (TraceContextFrom).
+	Trace bool
 
 	serverOptions []grpc.ServerOption // more, for tests (a stats handler)
 }
@@ -264,6 +267,9 @@ func (s *Server) buildRequest(ctx context.Context, head *tunnelv1.RequestHead) (
 	if head.InjectKey {
 		ctx = WithInjectKey(ctx)
 	}
+	if s.cfg.Trace {
+		ctx = withIncomingTrace(ctx)
+	}
 	req := (&http.Request{
 		Method:        head.Method,
 		URL:           u,
@@ -279,6 +285,22 @@ func (s *Server) buildRequest(ctx context.Context, head *tunnelv1.RequestHead) (
 		req.RemoteAddr = p.Addr.String()
 	}
 	return req, nil
+}
+
+// withIncomingTrace copies the stream's trace context metadata into ctx.
+func withIncomingTrace(ctx context.Context) context.Context {
+	first := func(key string) string {
+		if vs := metadata.ValueFromIncomingContext(ctx, key); len(vs) > 0 {
+			return vs[0]
+		}
+		return ""
+	}
+	tc := TraceContext{Parent: first("traceparent")}
+	if tc.Parent == "" {
+		return ctx
+	}
+	tc.State = first("tracestate")
+	return WithTraceContext(ctx, tc)
 }
 
 // receiveBody copies body frames into pw until End. It is the stream's only
