@@ -8,7 +8,7 @@ TOOL     := $(GO) tool -modfile=tools/go.mod
 # Packages whose tests run under the race detector (everything with goroutines).
 RACE_PKGS := ./pkg/... ./internal/...
 
-.PHONY: help build run demo test chromium screenshot chaos vet lint ci fuzz bench bench-table bench-micro bench-wan proto proto-check clean
+.PHONY: help build run demo test test-tools screenshot chaos vet lint ci fuzz bench bench-table bench-micro bench-wan proto proto-check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -26,8 +26,8 @@ test: vet ## vet, then the whole suite with the race detector and short fuzz run
 	$(GO) test -race -count=1 -timeout 15m ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME) SLOW_FUZZTIME=$(TEST_FUZZTIME_SLOW)
 
-chromium: ## install Debian's chromium for the status page test (root; what .ci/run does)
-	bash .ci/install-chromium.sh
+test-tools: ## install chromium and promtool for the tests that skip without them (root; what .ci/run does)
+	bash .ci/install-test-tools.sh
 
 screenshot: ## save docs/status.png: the status page of a small in-process mesh, in headless chromium
 	LLMESH_STATUS_SCREENSHOT=docs/status.png $(GO) test -count=1 -run '^TestStatusPage$$' ./e2e
