@@ -28,7 +28,9 @@ test: vet ## vet, then the whole suite with the race detector and short fuzz run
 	$(MAKE) --no-print-directory test-deploy
 
 # deploy/ is its own Go module (deploy/go.mod), so that the Kubernetes
-# libraries its tests use stay out of the main module.
+# libraries its tests use stay out of the main module. It imports a few
+# small packages of the main one (replace => ../): if a dependency change
+# there makes go complain about deploy/go.sum, run cd deploy && go mod tidy.
 test-deploy: ## the deploy module's tests: Kubernetes manifests, compose file, systemd units
 	cd deploy && $(GO) test -count=1 ./...
 

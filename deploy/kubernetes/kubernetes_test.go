@@ -2,11 +2,9 @@ package kubernetes
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -26,8 +24,8 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 
-	"github.com/llmesh/llmesh/pkg/cli"
 	"github.com/llmesh/llmesh/pkg/config"
+	"github.com/llmesh/llmesh/pkg/meshtls"
 	"github.com/llmesh/llmesh/pkg/role"
 )
 
@@ -552,23 +550,26 @@ func hintOf(t *testing.T, data []byte, r role.Role) string {
 	return c.Node.Hint
 }
 
-// issueCerts makes a CA and the certificate of node with the `certs`
-// command, as the README tells operators to, and returns the directory
-// laid out like the llmesh-tls Secret: ca.pem, NAME.pem, NAME-key.pem.
+// issueCerts makes a CA and the certificate of node, as `certs init` and
+// `certs issue` do, and returns the directory laid out like the llmesh-tls
+// Secret: ca.pem, NAME.pem, NAME-key.pem. (pkg/meshtls rather than the
+// command itself keeps the deploy module's dependencies to the few packages
+// it imports.)
 func issueCerts(t *testing.T, r role.Role, hint, name string) string {
 	t.Helper()
 	dir := t.TempDir()
-	ctx := context.Background()
-	if err := cli.Run(ctx, r, []string{"certs", "init", "-dir", dir}, io.Discard, io.Discard, nil); err != nil {
+	caCert, caKey, err := meshtls.NewCA("llmesh test CA", 24*time.Hour)
+	if err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"certs", "issue", "-dir", dir, "-name", name, "-role", string(r)}
-	if hint != "" {
-		args = append(args, "-hint", hint)
+	cert, key, err := meshtls.Issue(caCert, caKey, meshtls.Identity{Role: r, Hint: hint, Name: name}, nil, time.Hour)
+	if err != nil {
+		t.Fatalf("issue %s: %v", name, err)
 	}
-	var stderr bytes.Buffer
-	if err := cli.Run(ctx, r, args, io.Discard, &stderr, nil); err != nil {
-		t.Fatalf("certs issue %s: %v: %s", name, err, stderr.String())
+	for file, data := range map[string][]byte{"ca.pem": caCert, name + ".pem": cert, name + "-key.pem": key} {
+		if err := os.WriteFile(filepath.Join(dir, file), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return dir
 }
