@@ -8,7 +8,7 @@ TOOL     := $(GO) tool -modfile=tools/go.mod
 # Packages whose tests run under the race detector (everything with goroutines).
 RACE_PKGS := ./pkg/... ./internal/...
 
-.PHONY: help build run demo test test-tools screenshot chaos vet lint ci fuzz bench bench-table bench-micro bench-wan proto proto-check clean
+.PHONY: help build run demo test test-deploy compose-image compose-test test-tools screenshot chaos vet lint ci fuzz bench bench-table bench-micro bench-wan proto proto-check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -22,9 +22,30 @@ run: ## start one ingress on 127.0.0.1:8080 with built-in defaults (direct proxy
 demo: build ## start a local mesh (2 ingress, 2 wnam egress, fake provider) and print what to try
 	./deploy/demo/demo.sh
 
-test: vet ## vet, then the whole suite with the race detector and short fuzz runs
+test: vet ## vet, then the whole suite with the race detector and short fuzz runs, and the deploy module's tests
 	$(GO) test -race -count=1 -timeout 15m ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME) SLOW_FUZZTIME=$(TEST_FUZZTIME_SLOW)
+	$(MAKE) --no-print-directory test-deploy
+
+# deploy/ is its own Go module (deploy/go.mod), so that the Kubernetes
+# libraries its tests use stay out of the main module. It imports a few
+# small packages of the main one (replace => ../): if a dependency change
+# there makes go complain about deploy/go.sum, run cd deploy && go mod tidy.
+test-deploy: ## the deploy module's tests: Kubernetes manifests, compose file, systemd units
+	cd deploy && $(GO) test -count=1 ./...
+
+# The offline image: static binaries on an empty base, for deploy/compose
+# where no registry is reachable (deploy/Dockerfile is the one for users).
+IMAGE ?= llmesh:local
+compose-image: ## build the image $(IMAGE) FROM scratch with static binaries (no registry needed)
+	rm -rf $(BIN)/image && mkdir -p $(BIN)/image
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/image/ ./cmd/...
+	cp deploy/compose/Dockerfile.scratch $(BIN)/image/Dockerfile
+	cp /etc/ssl/certs/ca-certificates.crt $(BIN)/image/ 2>/dev/null || : > $(BIN)/image/ca-certificates.crt
+	docker build -q -t $(IMAGE) $(BIN)/image
+
+compose-test: ## bring the compose mesh up (docker daemon), send a request through each ingress, tear it down
+	cd deploy && LLMESH_DOCKER=1 $(GO) test -count=1 -v -timeout 10m -run 'TestComposeUp' ./compose/
 
 test-tools: ## install chromium and promtool for the tests that skip without them (root; what .ci/run does)
 	bash .ci/install-test-tools.sh
@@ -36,13 +57,15 @@ chaos: ## the long chaos tests: partition and heal in network namespaces (root),
 	LLMESH_CHAOS=1 $(GO) test -race -count=1 -timeout 30m -v -run 'TestProfileDeadTime' ./pkg/membership
 	LLMESH_CHAOS=1 $(GO) test -race -count=1 -timeout 30m -v -run 'TestPartitionHeals|TestTenMinuteStream|TestKill9MidStream|TestRollingRestart' ./e2e
 
-vet: ## go vet and gofmt
+vet: ## go vet and gofmt (both modules)
 	$(GO) vet ./...
+	cd deploy && $(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 lint: vet proto-check ## vet, gofmt, staticcheck, buf lint and a check that generated code is current
 	$(TOOL) staticcheck ./...
+	cd deploy && $(GO) tool -modfile=../tools/go.mod staticcheck ./...
 
 ci: lint test ## what CI runs (.ci/run, on a clean clone): lint, then test
 
