@@ -549,7 +549,7 @@ func policyFrom(cfg *config.Runtime) routing.Policy {
 
 func (n *Node) dialConfig() tunnel.DialConfig {
 	dc := tunnel.DialConfig{Token: n.cfg.Tunnel.Token.Reveal(), Keepalive: tunnelKeepalive(n.cfg.Tunnel), Logger: n.log,
-		OnEject: n.metrics.Ejection}
+		AcceptTimeout: n.cfg.Tunnel.AcceptTimeout, OnEject: n.metrics.Ejection}
 	if n.tls != nil {
 		dc.TLSFor = func(ep tunnel.Endpoint) *tls.Config {
 			return n.tls.ClientConfig(meshtls.Identity{Role: role.Egress, Hint: ep.Hint, Name: ep.Name})

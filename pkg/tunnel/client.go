@@ -39,7 +39,12 @@ type DialConfig struct {
 	// TLS that accepts only the certificate naming that node and hint.
 	TLSFor    func(Endpoint) *tls.Config
 	Keepalive Keepalive
-	Logger    *slog.Logger
+	// AcceptTimeout bounds the wait for an egress to accept an exchange
+	// (its stream headers) once the stream is open; past it the exchange
+	// is cancelled and may go to another egress (see awaitAcceptance).
+	// 0: no bound, the connection's keepalive ends the wait.
+	AcceptTimeout time.Duration
+	Logger        *slog.Logger
 	// OnEject, when set, is told each time a connection is ejected after
 	// a stream failed before the egress took it (why: Reason), for metrics.
 	OnEject func(reason string)
@@ -55,6 +60,12 @@ type Conn struct {
 
 	endpoint Endpoint // what the pool dialled
 	onEject  func(reason string)
+
+	acceptTimeout time.Duration
+	// elsewhere, set by the pool, reports whether another egress of this
+	// one's hint could take an exchange: only then is an exchange not
+	// accepted in time moved (nil: always).
+	elsewhere func() bool
 
 	cc       *grpc.ClientConn
 	client   tunnelv1.TunnelClient
@@ -105,7 +116,8 @@ func dial(name, addr string, cfg DialConfig, connect bool) (*Conn, error) {
 	if connect {
 		cc.Connect()
 	}
-	return &Conn{Name: name, Addr: addr, cc: cc, client: tunnelv1.NewTunnelClient(cc), onEject: cfg.OnEject}, nil
+	return &Conn{Name: name, Addr: addr, cc: cc, client: tunnelv1.NewTunnelClient(cc), onEject: cfg.OnEject,
+		acceptTimeout: cfg.AcceptTimeout}, nil
 }
 
 // InFlight is the number of exchanges open on this connection.
@@ -135,13 +147,19 @@ func (c *Conn) notSent(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return err // the client gave up: not the egress's fault
 	}
+	c.eject(err)
+	return &NotSentError{Egress: c.Name, Err: err}
+}
+
+// eject keeps new requests off this connection for a while: 250 ms after
+// the first failure, doubling up to 30 s, until an exchange succeeds.
+func (c *Conn) eject(err error) {
 	n := min(c.ejected.Add(1), 8)
 	backoff := min(250*time.Millisecond<<(n-1), 30*time.Second)
 	c.ejectedUntil.Store(time.Now().Add(backoff).UnixNano())
 	if c.onEject != nil {
 		c.onEject(Reason(err))
 	}
-	return &NotSentError{Egress: c.Name, Err: err}
 }
 
 // accepted waits for the egress's stream headers. grpc-go's Header returns
@@ -149,6 +167,59 @@ func (c *Conn) notSent(ctx context.Context, err error) error {
 func accepted(stream tunnelv1.Tunnel_ExchangeClient) bool {
 	md, _ := stream.Header()
 	return md != nil
+}
+
+// errNotAccepted is the cause of a stream cancelled because the egress did
+// not accept it within tunnel.accept_timeout.
+var errNotAccepted = fmt.Errorf("tunnel: %w: the egress did not accept the exchange within tunnel.accept_timeout", ErrUnavailable)
+
+// awaitAcceptance waits for the egress to accept the exchange: its stream
+// headers, which it sends the moment the stream arrives, before it reads
+// the request head and so before it calls the provider. It reports whether
+// they came, and whether the wait ran out first (late): then the stream is
+// cancelled, and the exchange may be sent to another egress.
+//
+// The deadline protects against an egress that went silent (a host lost, a
+// link cut with no FIN or RST): without it, the exchange would wait for the
+// keepalive to give up on the connection (tunnel.keepalive plus
+// tunnel.keepalive_timeout, 20 s by default). It does not make a duplicate
+// impossible. The egress calls the provider without waiting for anything
+// after its headers, and checks the stream's context just before the call;
+// the provider is called twice only if the egress's headers take longer
+// than accept_timeout to arrive on a connection that still delivers them,
+// and the egress starts its provider call before this side's cancellation
+// (RST_STREAM, sent at the deadline) reaches it: a round trip that took
+// more than accept_timeout (1 s by default: retransmissions, an egress
+// stalled by its CPU). A protocol without that window needs a confirmation
+// from the ingress before every provider call: one more round trip on
+// every exchange, which the tunnel exists to avoid.
+func (c *Conn) awaitAcceptance(stream tunnelv1.Tunnel_ExchangeClient, cancel context.CancelCauseFunc) (ok, late bool) {
+	if c.acceptTimeout <= 0 {
+		return accepted(stream), false
+	}
+	const waiting, decided, timedOut = 0, 1, 2
+	var state atomic.Int32
+	var expire func()
+	expire = func() {
+		if state.Load() != waiting {
+			return
+		}
+		if c.elsewhere != nil && !c.elsewhere() {
+			// Nowhere else to go: moving would only fail the request.
+			time.AfterFunc(c.acceptTimeout, expire)
+			return
+		}
+		if state.CompareAndSwap(waiting, timedOut) {
+			cancel(errNotAccepted)
+		}
+	}
+	timer := time.AfterFunc(c.acceptTimeout, expire)
+	ok = accepted(stream)
+	if state.CompareAndSwap(waiting, decided) {
+		timer.Stop()
+		return ok, false
+	}
+	return false, true // the headers may have come, after the cancellation
 }
 
 // recvStatus returns the status a stream ended with.
@@ -256,7 +327,16 @@ func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 	// refused (draining, over capacity, credentials) or never reached the
 	// egress, and the provider was certainly not contacted. Unless the
 	// body sender ended it: then ctx is cancelled and nothing is ejected.
-	if !accepted(stream) {
+	ok, late := c.awaitAcceptance(stream, cancel)
+	if late {
+		s.wait()
+		if err := req.Context().Err(); err != nil {
+			return fail(context.Cause(req.Context()))
+		}
+		c.eject(errNotAccepted)
+		return fail(&NotSentError{Egress: c.Name, Err: errNotAccepted})
+	}
+	if !ok {
 		s.wait()
 		return fail(c.notSent(ctx, fromStatus(ctx, recvStatus(stream))))
 	}

@@ -108,6 +108,7 @@ func (p *Pool) Sync(eps []Endpoint) {
 			continue
 		}
 		c.endpoint = ep
+		c.elsewhere = func() bool { return p.usableBesides(ep.Hint, c) }
 		p.log.Info("tunnel: connecting to egress", "egress", name, "addr", ep.Addr)
 		p.conns[name] = c
 	}
@@ -167,6 +168,17 @@ func (p *Pool) Pick(hint string, exclude []string, rnd func(int) int) (*Conn, bo
 		return b, true
 	}
 	return a, true
+}
+
+// usableBesides reports whether a connection of hint other than c is
+// usable, so an exchange c's egress did not accept in time can move.
+func (p *Pool) usableBesides(hint string, c *Conn) bool {
+	idx := p.byHint.Load()
+	if idx == nil {
+		return false
+	}
+	h := (*idx)[hint]
+	return h != nil && usableFrom(h.conns, 0, nil, c) != nil
 }
 
 // usableFrom returns the first usable connection of conns from index start
