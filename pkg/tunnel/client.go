@@ -126,6 +126,15 @@ func (c *Conn) InFlight() int64 { return c.inflight.Load() }
 // ready reports whether the connection is up, so a request pays no handshake.
 func (c *Conn) ready() bool { return c.cc.GetState() == connectivity.Ready }
 
+// wake reconnects a connection that lost its egress: grpc-go leaves it
+// idle until a stream wants it, and a ready connection wins every pick
+// against it, so no stream ever would.
+func (c *Conn) wake() {
+	if c.cc.GetState() == connectivity.Idle {
+		c.cc.Connect()
+	}
+}
+
 // Usable reports whether the connection is worth trying: not failed, not
 // closed, not ejected after a recent refusal.
 func (c *Conn) Usable() bool {

@@ -14,6 +14,10 @@ type Endpoint struct {
 	Name string
 	Addr string
 	Hint string // as gossip claims it; with mutual TLS the certificate must agree
+	// Start changes each time the egress process starts (membership.Meta):
+	// a new one means the old process, and every connection to it, is gone,
+	// even when nothing said so (a crash, a restart faster than gossip).
+	Start string
 	// Draining: keep the connection for the streams it serves, but pick it
 	// for no new request.
 	Draining bool
@@ -24,7 +28,7 @@ type Endpoint struct {
 
 // sameConn reports whether a connection dialled for e serves o too.
 func (e Endpoint) sameConn(o Endpoint) bool {
-	return e.Name == o.Name && e.Addr == o.Addr && e.Hint == o.Hint
+	return e.Name == o.Name && e.Addr == o.Addr && e.Hint == o.Hint && e.Start == o.Start
 }
 
 // Pool holds one long-lived connection per egress node, opened when the node
@@ -66,7 +70,8 @@ func NewPool(cfg DialConfig) *Pool {
 }
 
 // Sync makes the pool hold exactly the given endpoints: it dials new ones,
-// redials those whose address changed and retires the rest.
+// redials those whose address changed or whose process restarted, and
+// retires the rest.
 func (p *Pool) Sync(eps []Endpoint) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -160,8 +165,10 @@ func (p *Pool) Pick(hint string, exclude []string, rnd func(int) int) (*Conn, bo
 	}
 	if ra, rb := a.ready(), b.ready(); ra != rb {
 		if rb {
+			a.wake()
 			return b, true
 		}
+		b.wake()
 		return a, true
 	}
 	if b.InFlight() < a.InFlight() {
