@@ -69,6 +69,8 @@ type Conn struct {
 
 	cc       *grpc.ClientConn
 	client   tunnelv1.TunnelClient
+	bulk     bulkConn
+	newCC    func() (*grpc.ClientConn, error) // another connection to this egress, as cc
 	inflight atomic.Int64
 	retired  atomic.Bool
 	close    sync.Once
@@ -109,14 +111,16 @@ func dial(name, addr string, cfg DialConfig, connect bool) (*Conn, error) {
 	if cfg.Token != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(tokenCredentials{token: cfg.Token, secure: cfg.TLS != nil}))
 	}
-	cc, err := grpc.NewClient("passthrough:///"+addr, append(opts, cfg.dialOptions...)...)
+	opts = append(opts, cfg.dialOptions...)
+	newCC := func() (*grpc.ClientConn, error) { return grpc.NewClient("passthrough:///"+addr, opts...) }
+	cc, err := newCC()
 	if err != nil {
 		return nil, fmt.Errorf("tunnel: dial %s at %s: %w", name, addr, err)
 	}
 	if connect {
 		cc.Connect()
 	}
-	return &Conn{Name: name, Addr: addr, cc: cc, client: tunnelv1.NewTunnelClient(cc), onEject: cfg.OnEject,
+	return &Conn{Name: name, Addr: addr, cc: cc, client: tunnelv1.NewTunnelClient(cc), newCC: newCC, onEject: cfg.OnEject,
 		acceptTimeout: cfg.AcceptTimeout}, nil
 }
 
@@ -253,7 +257,10 @@ func (e *NotSentError) Unwrap() error { return e.Err }
 // Close closes the connection now, ending live streams.
 func (c *Conn) Close() error {
 	var err error
-	c.close.Do(func() { err = c.cc.Close() })
+	c.close.Do(func() {
+		err = c.cc.Close()
+		c.closeBulk()
+	})
 	return err
 }
 
@@ -294,7 +301,8 @@ func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 		c.done()
 		return nil, err
 	}
-	stream, err := c.client.Exchange(withTraceMetadata(ctx))
+	bodyLength := requestBodyLength(req)
+	stream, err := c.exchange(withTraceMetadata(ctx), bodyLength)
 	if err != nil {
 		closeBody(req)
 		if ctx.Err() == nil && status.Code(err) == codes.Canceled {
@@ -304,10 +312,6 @@ func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 			err = status.Error(codes.Unavailable, "connection to the egress is closed")
 		}
 		return fail(c.notSent(ctx, fromStatus(ctx, err)))
-	}
-	bodyLength := req.ContentLength
-	if bodyLength == 0 && req.Body != nil && req.Body != http.NoBody {
-		bodyLength = -1 // net/http: 0 with a body means unknown
 	}
 	head := &tunnelv1.Frame{Kind: &tunnelv1.Frame_Request{Request: &tunnelv1.RequestHead{
 		Format:        Format,
@@ -398,6 +402,21 @@ func withTraceMetadata(ctx context.Context) context.Context {
 		return metadata.AppendToOutgoingContext(ctx, "traceparent", tc.Parent)
 	}
 	return metadata.AppendToOutgoingContext(ctx, "traceparent", tc.Parent, "tracestate", tc.State)
+}
+
+// exchange opens the stream of an exchange whose request body is
+// bodyLength bytes long: a bulk body on the bulk connection when it is
+// ready, anything else, or a bulk body the bulk connection failed to
+// open a stream for, on the main one.
+func (c *Conn) exchange(ctx context.Context, bodyLength int64) (tunnelv1.Tunnel_ExchangeClient, error) {
+	if bulk(bodyLength) {
+		if b := c.bulkClient(); b != nil {
+			if stream, err := b.Exchange(ctx); err == nil || ctx.Err() != nil {
+				return stream, err
+			}
+		}
+	}
+	return c.client.Exchange(ctx)
 }
 
 // bodySender streams the request body in frames of at most FrameSize, then

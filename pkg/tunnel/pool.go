@@ -90,6 +90,7 @@ func (p *Pool) Sync(eps []Endpoint) {
 		if c, ok := p.conns[name]; ok {
 			// Gossip says the egress is alive: a connection waiting out its
 			// reconnect backoff tries again now.
+			c.resetBulkBackoff()
 			switch c.cc.GetState() {
 			case connectivity.TransientFailure:
 				c.cc.ResetConnectBackoff()
