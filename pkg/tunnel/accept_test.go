@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -71,20 +72,25 @@ func TestAcceptTimeout(t *testing.T) {
 		timeout     time.Duration
 		acceptDelay time.Duration
 		elsewhere   func() bool
+		unkept      bool // a body that could not be sent again
 		moved       bool // the round trip failed with a NotSentError
 	}{
-		{"accepted in time", time.Second, 100 * time.Millisecond, nil, false},
-		{"late, moved", time.Second, 3 * time.Second, nil, true},
-		{"late, another egress is usable", time.Second, 3 * time.Second, func() bool { return true }, true},
-		{"late, no other egress: waits", time.Second, 3 * time.Second, func() bool { return false }, false},
-		{"no deadline", 0, 3 * time.Second, nil, false},
+		{"accepted in time", time.Second, 100 * time.Millisecond, nil, false, false},
+		{"late, moved", time.Second, 3 * time.Second, nil, false, true},
+		{"late, another egress is usable", time.Second, 3 * time.Second, func() bool { return true }, false, true},
+		{"late, no other egress: waits", time.Second, 3 * time.Second, func() bool { return false }, false, false},
+		{"late, body not kept: waits", time.Second, 3 * time.Second, nil, true, false},
+		{"no deadline", 0, 3 * time.Second, nil, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				c, calls := startSlowEgress(t, &slowTunnel{acceptDelay: tt.acceptDelay}, DialConfig{AcceptTimeout: tt.timeout})
 				c.elsewhere = tt.elsewhere
-				req := newRequest(t, context.Background(), "POST", "llmesh://p/v1/chat", nil)
+				req := newRequest(t, context.Background(), "POST", "llmesh://p/v1/chat", strings.NewReader("{}"))
+				if tt.unkept {
+					req.GetBody = nil
+				}
 				resp, err := c.RoundTrip(req)
 				if !tt.moved {
 					if err != nil {

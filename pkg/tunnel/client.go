@@ -190,7 +190,9 @@ var errNotAccepted = fmt.Errorf("tunnel: %w: the egress did not accept the excha
 // headers, which it sends the moment the stream arrives, before it reads
 // the request head and so before it calls the provider. It reports whether
 // they came, and whether the wait ran out first (late): then the stream is
-// cancelled, and the exchange may be sent to another egress.
+// cancelled, and the exchange may be sent to another egress. An exchange
+// that could not be sent again (movable false: its body was not kept for
+// a retry) waits without a deadline: cancelling it would only fail it.
 //
 // The deadline protects against an egress that went silent (a host lost, a
 // link cut with no FIN or RST): without it, the exchange would wait for the
@@ -206,8 +208,8 @@ var errNotAccepted = fmt.Errorf("tunnel: %w: the egress did not accept the excha
 // stalled by its CPU). A protocol without that window needs a confirmation
 // from the ingress before every provider call: one more round trip on
 // every exchange, which the tunnel exists to avoid.
-func (c *Conn) awaitAcceptance(stream tunnelv1.Tunnel_ExchangeClient, cancel context.CancelCauseFunc) (ok, late bool) {
-	if c.acceptTimeout <= 0 {
+func (c *Conn) awaitAcceptance(stream tunnelv1.Tunnel_ExchangeClient, cancel context.CancelCauseFunc, movable bool) (ok, late bool) {
+	if c.acceptTimeout <= 0 || !movable {
 		return accepted(stream), false
 	}
 	const waiting, decided, timedOut = 0, 1, 2
@@ -340,7 +342,10 @@ func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 	// refused (draining, over capacity, credentials) or never reached the
 	// egress, and the provider was certainly not contacted. Unless the
 	// body sender ended it: then ctx is cancelled and nothing is ejected.
-	ok, late := c.awaitAcceptance(stream, cancel)
+	// A request without a body, or whose body the proxy keeps (GetBody),
+	// can be sent again.
+	movable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+	ok, late := c.awaitAcceptance(stream, cancel, movable)
 	if late {
 		s.wait()
 		if err := req.Context().Err(); err != nil {
