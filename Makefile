@@ -99,6 +99,7 @@ bench-micro: ## the go test -bench micro-benchmarks of every package
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./...
 
 # WAN_RTT, WAN_RATE (Mbit/s), WAN_LOSS (a fraction) change the link;
+# WAN_INITCWND=100 sets the initial window of the link routes on both hosts;
 # WAN_ROWS=warm,paced,beside,fresh,back,connecting,cut,idle picks rows;
 # WAN_IDLE=31m runs the 30-minute idle row;
 # WAN_LOGS=dir keeps the node logs.

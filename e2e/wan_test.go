@@ -136,6 +136,15 @@ func startOcean(t *testing.T, link wan.Config) *ocean {
 			t.Error(err)
 		}
 	})
+	if v := os.Getenv("WAN_INITCWND"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("WAN_INITCWND=%q: want a number of segments", v)
+		}
+		if err := h.SetInitCwnd(n); err != nil {
+			t.Fatal(err)
+		}
+	}
 	o := &ocean{t: t, link: link, hosts: h, stamps: &bodyStamps{at: map[string]time.Time{}}, egress: map[string]*process{}}
 	o.floor = o.client()
 	o.local = o.client()
@@ -755,8 +764,8 @@ func (o *ocean) afterIdle() wanRow {
 func wanTable(link wan.Config, check string, rows []wanRow, took time.Duration) string {
 	rtt := link.RTT()
 	var b strings.Builder
-	fmt.Fprintf(&b, "\nAcross oceans: emulated link %s RTT, %g Mbit/s, %g %% loss (internal/wan); %s.\n",
-		rtt, float64(link.Rate)/1e6, link.Loss*100, check)
+	fmt.Fprintf(&b, "\nAcross oceans: emulated link %s RTT, %g Mbit/s, %g %% loss (internal/wan)%s; %s.\n",
+		rtt, float64(link.Rate)/1e6, link.Loss*100, initCwndNote(), check)
 	fmt.Fprintf(&b, "Added = llmesh - floor; in RTTs of %s. Took %s.\n\n", rtt, took.Round(time.Second))
 	fmt.Fprintln(&b, "| | floor | llmesh | added | added (RTT) | goal | met | how |")
 	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|")
@@ -776,6 +785,14 @@ func wanTable(link wan.Config, check string, rows []wanRow, took time.Duration) 
 			float64(r.added())/1e6, float64(r.added())/float64(rtt), r.goal, met, r.note)
 	}
 	return b.String()
+}
+
+// initCwndNote names the routes' initial window when WAN_INITCWND set one.
+func initCwndNote() string {
+	if v := os.Getenv("WAN_INITCWND"); v != "" {
+		return ", routes with initcwnd " + v
+	}
+	return ""
 }
 
 func msList(ds []time.Duration) string {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 
@@ -85,6 +86,21 @@ func Start(cfg Config) (_ *Hosts, err error) {
 // node on that side that can be cut alone.
 func (h *Hosts) AddAddr(host Host, addr netip.Addr) error {
 	return ip("-n", host.NS, "addr", "add", fmt.Sprintf("%s/%d", addr, prefix), "dev", host.dev)
+}
+
+// SetInitCwnd sets the initial congestion and receive windows (in
+// segments) of the link's route on both hosts, as an operator tuning a long
+// link would (ip route ... initcwnd N initrwnd N): connections opened after
+// it start with that window.
+func (h *Hosts) SetInitCwnd(n int) error {
+	for _, host := range []Host{h.A, h.B} {
+		network := netip.PrefixFrom(host.Addr, prefix).Masked()
+		if err := ip("-n", host.NS, "route", "change", network.String(), "dev", host.dev, "proto", "kernel",
+			"scope", "link", "src", host.Addr.String(), "initcwnd", strconv.Itoa(n), "initrwnd", strconv.Itoa(n)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (h *Hosts) removeNamespaces() error {

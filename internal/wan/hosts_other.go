@@ -24,6 +24,9 @@ func Start(Config) (*Hosts, error) { return nil, errOS }
 // AddAddr fails: see Check.
 func (h *Hosts) AddAddr(Host, netip.Addr) error { return errOS }
 
+// SetInitCwnd fails: see Check.
+func (h *Hosts) SetInitCwnd(int) error { return errOS }
+
 func (h *Hosts) removeNamespaces() error { return nil }
 
 // Command runs nothing useful: see Check.

@@ -128,6 +128,11 @@ type Tunnel struct {
 	// once. Defaults 10s and 256.
 	HandshakeTimeout time.Duration `yaml:"handshake_timeout"`
 	MaxHandshakes    int           `yaml:"max_handshakes"`
+	// ingress: an egress that has not accepted an exchange this long after
+	// its stream opened never sent it to the provider; the exchange is
+	// cancelled and goes to another egress of the hint. Default 1s; 0: wait
+	// for the keepalive instead.
+	AcceptTimeout time.Duration `yaml:"accept_timeout"`
 }
 
 // TLS names the PEM files for mutual TLS on the tunnel.
@@ -258,7 +263,7 @@ func Default(r role.Role) *Config {
 			MaxStreamsPerConn: 100,
 		},
 		Tunnel: Tunnel{MaxStreams: 1000, Keepalive: 10 * time.Second, KeepaliveTimeout: 10 * time.Second,
-			HandshakeTimeout: 10 * time.Second, MaxHandshakes: 256},
+			HandshakeTimeout: 10 * time.Second, MaxHandshakes: 256, AcceptTimeout: time.Second},
 		Gossip: Gossip{
 			Bind:           "127.0.0.1:7946",
 			Profile:        "wan",

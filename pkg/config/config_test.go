@@ -186,6 +186,9 @@ func TestDurations(t *testing.T) {
 		{"tunnel: {keepalive: 20s}", func(c *Config) time.Duration { return c.Tunnel.Keepalive }, 20 * time.Second},
 		{"tunnel: {keepalive_timeout: 3s}", func(c *Config) time.Duration { return c.Tunnel.KeepaliveTimeout }, 3 * time.Second},
 		{"tunnel: {handshake_timeout: 5s}", func(c *Config) time.Duration { return c.Tunnel.HandshakeTimeout }, 5 * time.Second},
+		{"tunnel: {accept_timeout: 2s}", func(c *Config) time.Duration { return c.Tunnel.AcceptTimeout }, 2 * time.Second},
+		{"tunnel: {accept_timeout: 0s}", func(c *Config) time.Duration { return c.Tunnel.AcceptTimeout }, 0},
+		{"tunnel: {}", func(c *Config) time.Duration { return c.Tunnel.AcceptTimeout }, time.Second},
 		{"gossip: {rejoin_interval: \"2m\"}", func(c *Config) time.Duration { return c.Gossip.RejoinInterval }, 2 * time.Minute},
 	}
 	for _, tt := range tests {

@@ -107,7 +107,7 @@ func TestSchemaErrors(t *testing.T) {
 		{"unknown top-level key", "node: {}\nrole: egress\n",
 			"cfg.yaml:2: role: unknown key; known keys are node, http, tunnel, gossip, routing, upstream, providers, auth, admin, log, drain_timeout"},
 		{"unknown nested key", "tunnel:\n  tokn: x\n",
-			"cfg.yaml:2: tunnel.tokn: unknown key; known keys are listen, advertise, token, tls, insecure, max_streams, keepalive, keepalive_timeout, handshake_timeout, max_handshakes"},
+			"cfg.yaml:2: tunnel.tokn: unknown key; known keys are listen, advertise, token, tls, insecure, max_streams, keepalive, keepalive_timeout, handshake_timeout, max_handshakes, accept_timeout"},
 		{"unknown key in a rule", "routing:\n  rules:\n    - locs: [HK]\n      hint: wnam\n      via: x\n",
 			"cfg.yaml:5: routing.rules[0].via: unknown key; known keys are locs, hint"},
 		{"misspelt key in a provider", "providers:\n  openai: {base_ur: x}\n",

@@ -231,6 +231,7 @@ func (c *Config) validateTunnel(p *problems) {
 	if t.KeepaliveTimeout < time.Second {
 		p.add("tunnel.keepalive_timeout", "must be at least 1s (got %s)", t.KeepaliveTimeout)
 	}
+	p.duration("tunnel.accept_timeout", t.AcceptTimeout)
 	if egress && t.MaxStreams < 1 {
 		p.add("tunnel.max_streams", "must be at least 1 on an egress")
 	}

@@ -106,6 +106,8 @@ func TestValidationErrors(t *testing.T) {
 			`cfg.yaml: tunnel.max_handshakes: must be at least 1 on an egress (got 0)`},
 		{"negative drain", "drain_timeout: -5s", role.Ingress,
 			`cfg.yaml: drain_timeout: must not be negative (got -5s)`},
+		{"negative accept timeout", "tunnel: {accept_timeout: -1s}", role.Ingress,
+			`cfg.yaml: tunnel.accept_timeout: must not be negative (got -1s)`},
 		{"negative dial", "upstream: {dial_timeout: -1ms}", role.Ingress,
 			`cfg.yaml: upstream.dial_timeout: must not be negative (got -1ms)`},
 		{"negative header timeout", "upstream: {header_timeout: -1m}", role.Ingress,

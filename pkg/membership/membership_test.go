@@ -644,3 +644,28 @@ func TestKeyRotation(t *testing.T) {
 		})
 	}
 }
+
+// A node restarted at the same address before its peers noticed it was
+// gone gossips a new Start: its peers see the change at once (memberlist
+// reports no change for a restart with identical metadata, and the old
+// process's connections would look fine until they fail).
+func TestRestartWithinSuspicionIsSeen(t *testing.T) {
+	t.Parallel()
+	a := start(t, testConfig("a", Meta{Role: "ingress"}))
+	cfg := testConfig("b", Meta{Role: "egress", Start: "first"}, a.LocalAddr())
+	b := start(t, cfg)
+	wait.Until(t, 10*time.Second, "a to see b", func() bool {
+		mem, _ := a.Snapshot().Get("b")
+		return mem.State == StateAlive && mem.Start == "first"
+	})
+	if err := b.Shutdown(); err != nil { // a crash: no leave
+		t.Fatal(err)
+	}
+	cfg.Bind = b.LocalAddr()
+	cfg.Meta.Start = "second"
+	start(t, cfg)
+	wait.Until(t, 5*time.Second, "a to see b's new start", func() bool {
+		mem, _ := a.Snapshot().Get("b")
+		return mem.State == StateAlive && mem.Start == "second"
+	})
+}

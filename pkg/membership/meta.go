@@ -23,6 +23,13 @@ type Meta struct {
 	// CertExpiry is when the node's tunnel certificate expires, Unix
 	// seconds; 0 without tunnel.tls (or from a node too old to say).
 	CertExpiry int64 `json:"cert_expiry,omitempty"`
+	// Start is new at each start of the node's process (random). A node
+	// that restarts before its peers noticed it was gone gossips the same
+	// name, address and settings: without Start its metadata would not
+	// change, memberlist would report nothing (a restarted node refutes
+	// only metadata that differs from its own), and an ingress would not
+	// know that its connection to the old process is dead.
+	Start string `json:"-"`
 }
 
 var (
@@ -36,7 +43,8 @@ var (
 // Encoding, version 1:
 //
 //	version byte (1) | flags byte | six fields, each uvarint length + UTF-8 bytes
-//	[| cert expiry: uvarint length + Unix seconds in decimal, only when set]
+//	[| cert expiry: uvarint length + Unix seconds in decimal, "" when unset]
+//	[| start: uvarint length + the start value]
 //
 // Readers ignore unknown flag bits and bytes after the last field they know,
 // so later fields can be appended without bumping the version (old nodes keep
@@ -52,17 +60,25 @@ const (
 const (
 	// metaFields are the fields every version-1 encoding has.
 	metaFields = 6
-	// metaOptional are appended fields, each present only when set, in
-	// order (a later one implies the earlier ones).
-	metaOptional = 1
+	// metaOptional are appended fields, in order, written up to the last
+	// one set (an earlier one unset is written empty).
+	metaOptional = 2
 )
 
 func (m Meta) fields() []string {
 	f := []string{string(m.Role), m.Loc, m.Colo, m.Hint, m.Tunnel, m.Version}
+	var expiry string
 	if m.CertExpiry != 0 {
-		f = append(f, strconv.FormatInt(m.CertExpiry, 10))
+		expiry = strconv.FormatInt(m.CertExpiry, 10)
 	}
-	return f
+	optional := [metaOptional]string{expiry, m.Start}
+	set := 0
+	for i, o := range optional {
+		if o != "" {
+			set = i + 1
+		}
+	}
+	return append(f, optional[:set]...)
 }
 
 // Encode returns the gossip encoding of m: a version byte and a compact
@@ -153,6 +169,7 @@ func decodeMeta(b []byte) (m Meta, leaving bool, err error) {
 		Draining: flags&flagDraining != 0,
 
 		CertExpiry: expiry,
+		Start:      fields[metaFields+1],
 	}
 	return m, flags&flagLeaving != 0, nil
 }

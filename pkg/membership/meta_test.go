@@ -20,6 +20,9 @@ func TestMetaRoundTrip(t *testing.T) {
 		{"unicode", Meta{Role: "egress", Loc: "JP", Colo: "東京", Hint: "apac"}},
 		{"long field", Meta{Role: "egress", Version: strings.Repeat("v", 300)}},
 		{"certificate expiry", Meta{Role: "egress", Hint: "wnam", Tunnel: "10.0.0.7:9443", CertExpiry: 1830297600}},
+		{"start", Meta{Role: "egress", Hint: "wnam", Tunnel: "10.0.0.7:9443", Start: "3k0q1zv8x2m4"}},
+		{"start without certificate", Meta{Role: "egress", Start: "s"}},
+		{"both", Meta{Role: "egress", CertExpiry: 1830297600, Start: "s"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -139,16 +142,26 @@ func TestDecodeMetaErrors(t *testing.T) {
 }
 
 func TestDecodeMetaIgnoresAppendedFields(t *testing.T) {
-	want := Meta{Role: "egress", Hint: "apac", Draining: true}
+	want := Meta{Role: "egress", Hint: "apac", Draining: true, Start: "s1"}
 	b, err := want.Encode()
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A later revision may append fields (after the optional certificate
-	// expiry, here empty) and flag bits.
+	// A later revision may append fields (after the optional ones: the
+	// certificate expiry, here empty, and the start) and flag bits.
 	b[1] |= 0x80
 	b = append(b, 0, 3, 'n', 'e', 'w')
 	got, _, err := decodeMeta(b)
+	if err != nil || got != want {
+		t.Errorf("decodeMeta = %+v, %v; want %+v, nil", got, err, want)
+	}
+}
+
+// A node of an earlier version sends six fields, without start.
+func TestDecodeMetaWithoutStart(t *testing.T) {
+	old := []byte{1, flagDraining, 6, 'e', 'g', 'r', 'e', 's', 's', 2, 'U', 'S', 0, 4, 'w', 'n', 'a', 'm', 0, 2, 'v', '1'}
+	want := Meta{Role: "egress", Loc: "US", Hint: "wnam", Version: "v1", Draining: true}
+	got, _, err := decodeMeta(old)
 	if err != nil || got != want {
 		t.Errorf("decodeMeta = %+v, %v; want %+v, nil", got, err, want)
 	}

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -110,6 +112,7 @@ func Start(cfg *config.Runtime, log *slog.Logger, opts Options) (_ *Node, err er
 	n.meta = membership.Meta{
 		Role: cfg.Role, Loc: cfg.Node.Loc, Colo: cfg.Node.Colo, Hint: cfg.Node.Hint, Version: version.Version,
 		CertExpiry: n.certExpiry(),
+		Start:      strconv.FormatUint(rand.Uint64(), 36),
 	}
 	var routes http.Handler
 	switch cfg.Role {
@@ -332,7 +335,7 @@ func (n *Node) onMembers(s *membership.Snapshot) {
 		seen = append(seen, metrics.Member{Name: m.Name, Role: string(m.Role), Hint: m.Hint, State: state})
 		// Keep connections to draining egress nodes: their live streams finish.
 		if m.State == membership.StateAlive && m.Role == role.Egress && m.Tunnel != "" {
-			eps = append(eps, tunnel.Endpoint{Name: m.Name, Addr: m.Tunnel, Hint: m.Hint, Draining: m.Draining,
+			eps = append(eps, tunnel.Endpoint{Name: m.Name, Addr: m.Tunnel, Hint: m.Hint, Start: m.Start, Draining: m.Draining,
 				Lazy: n.eager != nil && !n.eager(m.Hint)})
 		}
 	}
@@ -549,7 +552,7 @@ func policyFrom(cfg *config.Runtime) routing.Policy {
 
 func (n *Node) dialConfig() tunnel.DialConfig {
 	dc := tunnel.DialConfig{Token: n.cfg.Tunnel.Token.Reveal(), Keepalive: tunnelKeepalive(n.cfg.Tunnel), Logger: n.log,
-		OnEject: n.metrics.Ejection}
+		AcceptTimeout: n.cfg.Tunnel.AcceptTimeout, OnEject: n.metrics.Ejection}
 	if n.tls != nil {
 		dc.TLSFor = func(ep tunnel.Endpoint) *tls.Config {
 			return n.tls.ClientConfig(meshtls.Identity{Role: role.Egress, Hint: ep.Hint, Name: ep.Name})

@@ -39,7 +39,12 @@ type DialConfig struct {
 	// TLS that accepts only the certificate naming that node and hint.
 	TLSFor    func(Endpoint) *tls.Config
 	Keepalive Keepalive
-	Logger    *slog.Logger
+	// AcceptTimeout bounds the wait for an egress to accept an exchange
+	// (its stream headers) once the stream is open; past it the exchange
+	// is cancelled and may go to another egress (see awaitAcceptance).
+	// 0: no bound, the connection's keepalive ends the wait.
+	AcceptTimeout time.Duration
+	Logger        *slog.Logger
 	// OnEject, when set, is told each time a connection is ejected after
 	// a stream failed before the egress took it (why: Reason), for metrics.
 	OnEject func(reason string)
@@ -56,8 +61,16 @@ type Conn struct {
 	endpoint Endpoint // what the pool dialled
 	onEject  func(reason string)
 
+	acceptTimeout time.Duration
+	// elsewhere, set by the pool, reports whether another egress of this
+	// one's hint could take an exchange: only then is an exchange not
+	// accepted in time moved (nil: always).
+	elsewhere func() bool
+
 	cc       *grpc.ClientConn
 	client   tunnelv1.TunnelClient
+	bulk     bulkConn
+	newCC    func() (*grpc.ClientConn, error) // another connection to this egress, as cc
 	inflight atomic.Int64
 	retired  atomic.Bool
 	close    sync.Once
@@ -98,14 +111,17 @@ func dial(name, addr string, cfg DialConfig, connect bool) (*Conn, error) {
 	if cfg.Token != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(tokenCredentials{token: cfg.Token, secure: cfg.TLS != nil}))
 	}
-	cc, err := grpc.NewClient("passthrough:///"+addr, append(opts, cfg.dialOptions...)...)
+	opts = append(opts, cfg.dialOptions...)
+	newCC := func() (*grpc.ClientConn, error) { return grpc.NewClient("passthrough:///"+addr, opts...) }
+	cc, err := newCC()
 	if err != nil {
 		return nil, fmt.Errorf("tunnel: dial %s at %s: %w", name, addr, err)
 	}
 	if connect {
 		cc.Connect()
 	}
-	return &Conn{Name: name, Addr: addr, cc: cc, client: tunnelv1.NewTunnelClient(cc), onEject: cfg.OnEject}, nil
+	return &Conn{Name: name, Addr: addr, cc: cc, client: tunnelv1.NewTunnelClient(cc), newCC: newCC, onEject: cfg.OnEject,
+		acceptTimeout: cfg.AcceptTimeout}, nil
 }
 
 // InFlight is the number of exchanges open on this connection.
@@ -113,6 +129,15 @@ func (c *Conn) InFlight() int64 { return c.inflight.Load() }
 
 // ready reports whether the connection is up, so a request pays no handshake.
 func (c *Conn) ready() bool { return c.cc.GetState() == connectivity.Ready }
+
+// wake reconnects a connection that lost its egress: grpc-go leaves it
+// idle until a stream wants it, and a ready connection wins every pick
+// against it, so no stream ever would.
+func (c *Conn) wake() {
+	if c.cc.GetState() == connectivity.Idle {
+		c.cc.Connect()
+	}
+}
 
 // Usable reports whether the connection is worth trying: not failed, not
 // closed, not ejected after a recent refusal.
@@ -135,13 +160,19 @@ func (c *Conn) notSent(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return err // the client gave up: not the egress's fault
 	}
+	c.eject(err)
+	return &NotSentError{Egress: c.Name, Err: err}
+}
+
+// eject keeps new requests off this connection for a while: 250 ms after
+// the first failure, doubling up to 30 s, until an exchange succeeds.
+func (c *Conn) eject(err error) {
 	n := min(c.ejected.Add(1), 8)
 	backoff := min(250*time.Millisecond<<(n-1), 30*time.Second)
 	c.ejectedUntil.Store(time.Now().Add(backoff).UnixNano())
 	if c.onEject != nil {
 		c.onEject(Reason(err))
 	}
-	return &NotSentError{Egress: c.Name, Err: err}
 }
 
 // accepted waits for the egress's stream headers. grpc-go's Header returns
@@ -149,6 +180,61 @@ func (c *Conn) notSent(ctx context.Context, err error) error {
 func accepted(stream tunnelv1.Tunnel_ExchangeClient) bool {
 	md, _ := stream.Header()
 	return md != nil
+}
+
+// errNotAccepted is the cause of a stream cancelled because the egress did
+// not accept it within tunnel.accept_timeout.
+var errNotAccepted = fmt.Errorf("tunnel: %w: the egress did not accept the exchange within tunnel.accept_timeout", ErrUnavailable)
+
+// awaitAcceptance waits for the egress to accept the exchange: its stream
+// headers, which it sends the moment the stream arrives, before it reads
+// the request head and so before it calls the provider. It reports whether
+// they came, and whether the wait ran out first (late): then the stream is
+// cancelled, and the exchange may be sent to another egress. An exchange
+// that could not be sent again (movable false: its body was not kept for
+// a retry) waits without a deadline: cancelling it would only fail it.
+//
+// The deadline protects against an egress that went silent (a host lost, a
+// link cut with no FIN or RST): without it, the exchange would wait for the
+// keepalive to give up on the connection (tunnel.keepalive plus
+// tunnel.keepalive_timeout, 20 s by default). It does not make a duplicate
+// impossible. The egress calls the provider without waiting for anything
+// after its headers, and checks the stream's context just before the call;
+// the provider is called twice only if the egress's headers take longer
+// than accept_timeout to arrive on a connection that still delivers them,
+// and the egress starts its provider call before this side's cancellation
+// (RST_STREAM, sent at the deadline) reaches it: a round trip that took
+// more than accept_timeout (1 s by default: retransmissions, an egress
+// stalled by its CPU). A protocol without that window needs a confirmation
+// from the ingress before every provider call: one more round trip on
+// every exchange, which the tunnel exists to avoid.
+func (c *Conn) awaitAcceptance(stream tunnelv1.Tunnel_ExchangeClient, cancel context.CancelCauseFunc, movable bool) (ok, late bool) {
+	if c.acceptTimeout <= 0 || !movable {
+		return accepted(stream), false
+	}
+	const waiting, decided, timedOut = 0, 1, 2
+	var state atomic.Int32
+	var expire func()
+	expire = func() {
+		if state.Load() != waiting {
+			return
+		}
+		if c.elsewhere != nil && !c.elsewhere() {
+			// Nowhere else to go: moving would only fail the request.
+			time.AfterFunc(c.acceptTimeout, expire)
+			return
+		}
+		if state.CompareAndSwap(waiting, timedOut) {
+			cancel(errNotAccepted)
+		}
+	}
+	timer := time.AfterFunc(c.acceptTimeout, expire)
+	ok = accepted(stream)
+	if state.CompareAndSwap(waiting, decided) {
+		timer.Stop()
+		return ok, false
+	}
+	return false, true // the headers may have come, after the cancellation
 }
 
 // recvStatus returns the status a stream ended with.
@@ -173,7 +259,10 @@ func (e *NotSentError) Unwrap() error { return e.Err }
 // Close closes the connection now, ending live streams.
 func (c *Conn) Close() error {
 	var err error
-	c.close.Do(func() { err = c.cc.Close() })
+	c.close.Do(func() {
+		err = c.cc.Close()
+		c.closeBulk()
+	})
 	return err
 }
 
@@ -214,7 +303,8 @@ func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 		c.done()
 		return nil, err
 	}
-	stream, err := c.client.Exchange(withTraceMetadata(ctx))
+	bodyLength := requestBodyLength(req)
+	stream, err := c.exchange(withTraceMetadata(ctx), bodyLength)
 	if err != nil {
 		closeBody(req)
 		if ctx.Err() == nil && status.Code(err) == codes.Canceled {
@@ -224,10 +314,6 @@ func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 			err = status.Error(codes.Unavailable, "connection to the egress is closed")
 		}
 		return fail(c.notSent(ctx, fromStatus(ctx, err)))
-	}
-	bodyLength := req.ContentLength
-	if bodyLength == 0 && req.Body != nil && req.Body != http.NoBody {
-		bodyLength = -1 // net/http: 0 with a body means unknown
 	}
 	head := &tunnelv1.Frame{Kind: &tunnelv1.Frame_Request{Request: &tunnelv1.RequestHead{
 		Format:        Format,
@@ -256,7 +342,19 @@ func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 	// refused (draining, over capacity, credentials) or never reached the
 	// egress, and the provider was certainly not contacted. Unless the
 	// body sender ended it: then ctx is cancelled and nothing is ejected.
-	if !accepted(stream) {
+	// A request without a body, or whose body the proxy keeps (GetBody),
+	// can be sent again.
+	movable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+	ok, late := c.awaitAcceptance(stream, cancel, movable)
+	if late {
+		s.wait()
+		if err := req.Context().Err(); err != nil {
+			return fail(context.Cause(req.Context()))
+		}
+		c.eject(errNotAccepted)
+		return fail(&NotSentError{Egress: c.Name, Err: errNotAccepted})
+	}
+	if !ok {
 		s.wait()
 		return fail(c.notSent(ctx, fromStatus(ctx, recvStatus(stream))))
 	}
@@ -309,6 +407,21 @@ func withTraceMetadata(ctx context.Context) context.Context {
 		return metadata.AppendToOutgoingContext(ctx, "traceparent", tc.Parent)
 	}
 	return metadata.AppendToOutgoingContext(ctx, "traceparent", tc.Parent, "tracestate", tc.State)
+}
+
+// exchange opens the stream of an exchange whose request body is
+// bodyLength bytes long: a bulk body on the bulk connection when it is
+// ready, anything else, or a bulk body the bulk connection failed to
+// open a stream for, on the main one.
+func (c *Conn) exchange(ctx context.Context, bodyLength int64) (tunnelv1.Tunnel_ExchangeClient, error) {
+	if bulk(bodyLength) {
+		if b := c.bulkClient(); b != nil {
+			if stream, err := b.Exchange(ctx); err == nil || ctx.Err() != nil {
+				return stream, err
+			}
+		}
+	}
+	return c.client.Exchange(ctx)
 }
 
 // bodySender streams the request body in frames of at most FrameSize, then

@@ -14,6 +14,10 @@ type Endpoint struct {
 	Name string
 	Addr string
 	Hint string // as gossip claims it; with mutual TLS the certificate must agree
+	// Start changes each time the egress process starts (membership.Meta):
+	// a new one means the old process, and every connection to it, is gone,
+	// even when nothing said so (a crash, a restart faster than gossip).
+	Start string
 	// Draining: keep the connection for the streams it serves, but pick it
 	// for no new request.
 	Draining bool
@@ -24,7 +28,7 @@ type Endpoint struct {
 
 // sameConn reports whether a connection dialled for e serves o too.
 func (e Endpoint) sameConn(o Endpoint) bool {
-	return e.Name == o.Name && e.Addr == o.Addr && e.Hint == o.Hint
+	return e.Name == o.Name && e.Addr == o.Addr && e.Hint == o.Hint && e.Start == o.Start
 }
 
 // Pool holds one long-lived connection per egress node, opened when the node
@@ -66,7 +70,8 @@ func NewPool(cfg DialConfig) *Pool {
 }
 
 // Sync makes the pool hold exactly the given endpoints: it dials new ones,
-// redials those whose address changed and retires the rest.
+// redials those whose address changed or whose process restarted, and
+// retires the rest.
 func (p *Pool) Sync(eps []Endpoint) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -85,6 +90,7 @@ func (p *Pool) Sync(eps []Endpoint) {
 		if c, ok := p.conns[name]; ok {
 			// Gossip says the egress is alive: a connection waiting out its
 			// reconnect backoff tries again now.
+			c.resetBulkBackoff()
 			switch c.cc.GetState() {
 			case connectivity.TransientFailure:
 				c.cc.ResetConnectBackoff()
@@ -108,6 +114,7 @@ func (p *Pool) Sync(eps []Endpoint) {
 			continue
 		}
 		c.endpoint = ep
+		c.elsewhere = func() bool { return p.usableBesides(ep.Hint, c) }
 		p.log.Info("tunnel: connecting to egress", "egress", name, "addr", ep.Addr)
 		p.conns[name] = c
 	}
@@ -159,14 +166,27 @@ func (p *Pool) Pick(hint string, exclude []string, rnd func(int) int) (*Conn, bo
 	}
 	if ra, rb := a.ready(), b.ready(); ra != rb {
 		if rb {
+			a.wake()
 			return b, true
 		}
+		b.wake()
 		return a, true
 	}
 	if b.InFlight() < a.InFlight() {
 		return b, true
 	}
 	return a, true
+}
+
+// usableBesides reports whether a connection of hint other than c is
+// usable, so an exchange c's egress did not accept in time can move.
+func (p *Pool) usableBesides(hint string, c *Conn) bool {
+	idx := p.byHint.Load()
+	if idx == nil {
+		return false
+	}
+	h := (*idx)[hint]
+	return h != nil && usableFrom(h.conns, 0, nil, c) != nil
 }
 
 // usableFrom returns the first usable connection of conns from index start

@@ -172,6 +172,68 @@ func TestPoolSyncResetsBackoff(t *testing.T) {
 	})
 }
 
+// An egress that restarted gossips a new Start: the pool dials the new
+// process at once and retires the connection to the old one, which may
+// still look ready (a restart faster than any failure could show).
+func TestPoolSyncRedialsRestartedEgress(t *testing.T) {
+	checkLeaks(t)
+	_, addr := startEgress(t, ServerConfig{Handler: http.NotFoundHandler()})
+	p := NewPool(DialConfig{})
+	defer p.Close()
+	p.Sync([]Endpoint{{Name: "a", Addr: addr, Start: "one"}})
+	old, _ := p.Get("a")
+	wait.Until(t, 5*time.Second, "the connection to be ready", old.ready)
+
+	p.Sync([]Endpoint{{Name: "a", Addr: addr, Start: "one"}})
+	if c, _ := p.Get("a"); c != old {
+		t.Fatal("the same process redialled")
+	}
+	p.Sync([]Endpoint{{Name: "a", Addr: addr, Start: "two"}})
+	c, _ := p.Get("a")
+	if c == old {
+		t.Fatal("the connection to the old process kept after a restart")
+	}
+	if got := old.cc.GetState(); got != connectivity.Shutdown {
+		t.Errorf("old connection %s, want it closed (no exchange in flight)", got)
+	}
+	wait.Until(t, 5*time.Second, "the new connection to be ready", c.ready)
+}
+
+// A connection whose egress went away and came back at the same address
+// is idle in grpc-go (it reconnects on the next stream only): picking
+// among its hint's connections reconnects it, though a ready one wins
+// each choice. Otherwise the pool would quietly shrink to the connections
+// that never dropped.
+func TestPoolPickReconnectsIdle(t *testing.T) {
+	checkLeaks(t)
+	_, steady := startEgress(t, ServerConfig{Handler: http.NotFoundHandler()})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := NewServer(ServerConfig{Handler: http.NotFoundHandler()}).GRPCServer()
+	go g.Serve(lis)
+	back := lis.Addr().String()
+
+	p := NewPool(DialConfig{})
+	defer p.Close()
+	p.Sync([]Endpoint{{Name: "steady", Addr: steady, Hint: "wnam"}, {Name: "back", Addr: back, Hint: "wnam"}})
+	c, _ := p.Get("back")
+	wait.Until(t, 5*time.Second, "the connection to be ready", c.ready)
+	p.Pick("wnam", nil, rand.IntN) // the hint's first pick connects its lazy connections
+
+	g.Stop() // the egress goes, and comes back at the same address
+	wait.Until(t, 5*time.Second, "the connection to drop", func() bool { return !c.ready() })
+	if lis, err = net.Listen("tcp", back); err != nil {
+		t.Skipf("cannot listen on %s again: %v", back, err)
+	}
+	serve(t, NewServer(ServerConfig{Handler: http.NotFoundHandler()}).GRPCServer(), lis)
+	wait.Until(t, 5*time.Second, "picks to reconnect the connection", func() bool {
+		p.Pick("wnam", nil, rand.IntN)
+		return c.ready()
+	})
+}
+
 // idleConn is a connection that never dialled: usable, not ready.
 func idleConn(tb testing.TB, name string) *Conn {
 	tb.Helper()

@@ -195,6 +195,13 @@ func (s *Server) Exchange(stream tunnelv1.Tunnel_ExchangeServer) (err error) {
 		req.Body = pr
 	}
 
+	// The last moment to learn that the ingress gave up on this exchange
+	// (tunnel.accept_timeout ran out before our headers reached it, and it
+	// may send the request elsewhere): past this line the provider is
+	// called. See Conn.awaitAcceptance for the window that remains.
+	if err := ctx.Err(); err != nil {
+		return status.FromContextError(err).Err()
+	}
 	w := &streamWriter{stream: stream, header: make(http.Header)}
 	if aborted := s.serve(w, req); aborted {
 		return status.Error(codes.Aborted, "upstream response broke off")
