@@ -1,0 +1,152 @@
+package node
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/llmesh/llmesh/pkg/config"
+	"github.com/llmesh/llmesh/pkg/proxy"
+	"github.com/llmesh/llmesh/pkg/role"
+)
+
+// Reload re-reads the tunnel certificates and the config file (SIGHUP),
+// logging the outcome. Each part that fails keeps what the node runs with
+// and is returned; the rest is applied (see Apply). Requests and streams
+// in flight finish as they began.
+func (n *Node) Reload() error {
+	var errs []error
+	if n.tls != nil {
+		if err := n.tls.Reload(); err != nil {
+			n.log.Error("reload: keeping the previous certificates", "err", err)
+			errs = append(errs, fmt.Errorf("tunnel.tls: %w", err))
+		} else {
+			n.log.Info("reloaded tunnel certificates")
+		}
+	}
+	if err := n.reloadConfig(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// reloadConfig reads the config file again and applies it. An invalid file
+// changes nothing: its problems are logged, one per line.
+func (n *Node) reloadConfig() error {
+	if n.cfg.File == "" {
+		return nil // started from built-in defaults or an in-memory config: nothing to re-read
+	}
+	n.reloadMu.Lock()
+	defer n.reloadMu.Unlock()
+	next, err := config.Load(n.cfg.File, n.cfg.Role)
+	if err != nil {
+		n.metrics.ConfigReload(false)
+		problems := strings.Split(err.Error(), "\n")
+		n.log.Error("config reload failed: keeping the running config", "file", n.cfg.File, "problems", len(problems))
+		for _, p := range problems {
+			// Config errors name the file and key, never a secret's value.
+			n.log.Error("config problem", "problem", p)
+		}
+		return err
+	}
+	n.apply(next)
+	n.metrics.ConfigReload(true)
+	return nil
+}
+
+// Apply makes the node run on next (a config of its role) where it can:
+// routing rules, providers and their keys, access keys, limits, upstream
+// timeouts and the log level apply to the requests that start after it,
+// while those in flight finish with the config they started with. Keys
+// that need a restart (config.RestartOnly) keep their running values and
+// are logged as such. It returns what changed.
+func (n *Node) Apply(next *config.Runtime) config.Changes {
+	n.reloadMu.Lock()
+	defer n.reloadMu.Unlock()
+	return n.apply(next)
+}
+
+func (n *Node) apply(next *config.Runtime) config.Changes {
+	old := n.live.Load()
+	merged, ch := old.Update(next)
+	if len(ch.Restart) > 0 {
+		n.log.Warn("config reload: these keys need a restart; keeping their running values",
+			"keys", strings.Join(ch.Restart, ","))
+	}
+	if len(ch.Applied) == 0 {
+		n.log.Info("config reloaded: nothing to apply", "file", n.cfg.File)
+		return ch
+	}
+	n.live.Store(merged)
+	if n.level != nil {
+		n.level.Set(merged.SlogLevel())
+	}
+	if merged.Upstream != old.Upstream {
+		// Requests in flight keep the old transport; its idle connections go now.
+		prev := n.transport
+		n.transport = proxy.NewTransport(merged.Upstream.DialTimeout, merged.Upstream.HeaderTimeout)
+		prev.CloseIdleConnections()
+	}
+	providers := buildProviders(merged)
+	if n.cfg.Role == role.Egress {
+		n.handler.Reconfigure(n.relayProxy(merged, providers))
+	} else {
+		n.handler.Reconfigure(n.ingressProxy(merged, providers))
+	}
+	n.log.Info("config reloaded", "file", n.cfg.File, "changed", strings.Join(ch.Applied, ","))
+	return ch
+}
+
+// watchConfig reloads the config when the file, or an api_key_file it
+// names, changes. It compares contents rather than mtime and size (as
+// meshtls.Store.Watch does for the certificates): a rewrite within the
+// clock's granularity, or of the same size, would go unnoticed, and a
+// touch alone should not reload. The files are small.
+func (n *Node) watchConfig(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	last := n.fingerprint()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		// A failed reload is not retried until the files change again.
+		if fp := n.fingerprint(); fp != last {
+			last = fp
+			n.log.Info("config file changed: reloading", "file", n.cfg.File)
+			n.reloadConfig()
+		}
+	}
+}
+
+// fingerprint hashes the config file and the live config's key files (a
+// file that cannot be read hashes as its error).
+func (n *Node) fingerprint() [sha256.Size]byte {
+	paths := []string{n.cfg.File}
+	live := n.live.Load()
+	for _, p := range live.Providers {
+		if p.APIKeyFile != "" {
+			paths = append(paths, p.APIKeyFile)
+		}
+	}
+	slices.Sort(paths[1:])
+	h := sha256.New()
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			b = []byte(err.Error())
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", p, len(b))
+		h.Write(b)
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return sum
+}
