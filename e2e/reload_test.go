@@ -1,0 +1,169 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+
+	"github.com/llmesh/llmesh/internal/fakeprovider"
+	"github.com/llmesh/llmesh/internal/wait"
+	"github.com/llmesh/llmesh/pkg/config"
+	"github.com/llmesh/llmesh/pkg/node"
+	"github.com/llmesh/llmesh/pkg/role"
+)
+
+// reloadConfig is an HK ingress's config: rules and access keys as given,
+// its managed openai at the fake provider.
+func reloadConfig(name, seed, providerURL, rules, keys string) string {
+	return fmt.Sprintf(`
+node: {name: %s, loc: HK}
+http: {listen: "127.0.0.1:0"}
+gossip: {bind: "127.0.0.1:0", profile: local, join: [%q]}
+tunnel: {token: %s, insecure: true}
+routing: {rules: %s}
+auth: {access_keys: %s}
+providers:
+  openai: {base_url: %q, api_key: sk-real-ingress}
+`, name, seed, testToken, rules, keys, providerURL)
+}
+
+// TestReloadAppliesToNewRequests: an ingress reloads its config file (what
+// SIGHUP does): new requests follow the new rules (direct → egress) and
+// access keys, while an SSE stream started before the reload finishes
+// whole on its old route. An invalid file keeps the running config and
+// counts a failure; a change that needs a restart is reported and ignored.
+func TestReloadAppliesToNewRequests(t *testing.T) {
+	m := newMesh(t)
+	egress := m.start(nodeSpec{role: role.Egress, name: "rl-wnam-1", loc: "US", hint: "wnam", edit: func(c *config.Config) {
+		p := c.Providers["openai"]
+		p.APIKey = "sk-real-egress"
+		c.Providers["openai"] = p
+	}})
+	path := filepath.Join(t.TempDir(), "ingress.yaml")
+	write := func(text string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(reloadConfig("rl-hk-1", egress.GossipAddr(), m.provider.URL, "[]", "[ak-old]"))
+	rt, err := config.Load(path, role.Ingress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	level := new(slog.LevelVar)
+	level.Set(slog.LevelInfo)
+	log := slog.New(slog.NewTextHandler(m.logs, &slog.HandlerOptions{Level: level})).With("node", "rl-hk-1")
+	hk, err := node.Start(rt, log, node.Options{TuneGossip: fastGossip, Level: level})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.mu.Lock()
+	m.nodes["rl-hk-1"] = hk
+	m.mu.Unlock()
+	m.waitMembers(hk, "rl-wnam-1")
+
+	get := func(key string) *http.Response {
+		t.Helper()
+		req := newRequest(t, "GET", baseURL(hk)+"/openai/v1/models", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, _ := do(t, req)
+		return resp
+	}
+	if resp := get("ak-old"); resp.StatusCode != 200 || resp.Header.Get("X-Mesh-Route") != "direct" {
+		t.Fatalf("before the reload: %d %s", resp.StatusCode, resp.Header.Get("X-Mesh-Route"))
+	}
+
+	// A stream of 40 chunks, 100 ms apart, started before the reload.
+	var streamRoute string
+	oc := openai.NewClient(option.WithBaseURL(baseURL(hk)+"/openai/v1"), option.WithAPIKey("ak-old"), option.WithMaxRetries(0),
+		option.WithMiddleware(func(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
+			resp, err := next(req)
+			if resp != nil {
+				streamRoute = resp.Header.Get("X-Mesh-Route")
+			}
+			return resp, err
+		}))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const chunks = 40
+	stream := oc.Chat.Completions.NewStreaming(ctx, openai.ChatCompletionNewParams{
+		Model: "fake-gpt", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("a long answer")},
+	}, option.WithHeader(fakeprovider.HeaderChunks, fmt.Sprint(chunks)), option.WithHeader(fakeprovider.HeaderDelay, "100ms"))
+	defer stream.Close()
+	acc := openai.ChatCompletionAccumulator{}
+	if !stream.Next() {
+		t.Fatalf("no first chunk: %v", stream.Err())
+	}
+	acc.AddChunk(stream.Current())
+	before := m.provider.Stats()
+
+	// The reload: HK now leaves through wnam, ak-old is replaced by
+	// ak-new, and the node's name (restart only) changes in the file.
+	write(reloadConfig("rl-hk-renamed", egress.GossipAddr(), m.provider.URL, "[{locs: [HK], hint: wnam}]", "[ak-new]"))
+	if err := hk.Reload(); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	if s := m.provider.Stats(); s.Active < 1 || s.Requests != before.Requests {
+		t.Fatalf("the stream is no longer in flight at the reload (%+v): make it longer", s)
+	}
+	wait.For(t, 10*time.Second, func() error {
+		if resp := get("ak-new"); resp.StatusCode != 200 || resp.Header.Get("X-Mesh-Egress") != "rl-wnam-1" {
+			return fmt.Errorf("ak-new after the reload: %d route %q egress %q", resp.StatusCode, resp.Header.Get("X-Mesh-Route"), resp.Header.Get("X-Mesh-Egress"))
+		}
+		return nil
+	})
+	if resp := get("ak-old"); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("ak-old after the reload: %d, want 403", resp.StatusCode)
+	}
+	logs := m.logs.String()
+	if !strings.Contains(logs, `msg="config reload: these keys need a restart; keeping their running values" node=rl-hk-1 keys=node.name`) ||
+		!strings.Contains(logs, `msg="config reloaded" node=rl-hk-1 file=`+path+` changed=auth.access_keys,routing.rules`) {
+		t.Errorf("the reload did not log what changed:\n%s", logs)
+	}
+	if hk.Name() != "rl-hk-1" {
+		t.Errorf("node name %q: a restart-only key changed", hk.Name())
+	}
+
+	// The stream started before the reload ends whole, on its old route.
+	for stream.Next() {
+		acc.AddChunk(stream.Current())
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatalf("the stream broke: %v", err)
+	}
+	if got := acc.Choices[0].Message.Content; got != fakeprovider.Text(chunks) || streamRoute != "direct" {
+		t.Errorf("stream route %q, content %q", streamRoute, got)
+	}
+
+	// An invalid file: the running config stays, and a failure is counted.
+	write(reloadConfig("rl-hk-1", egress.GossipAddr(), m.provider.URL, "[{locs: [HK], hint: wnm}]", "[ak-other]"))
+	if err := hk.Reload(); err == nil || !strings.Contains(err.Error(), "routing.rules[0].hint") {
+		t.Fatalf("invalid reload: %v", err)
+	}
+	if resp := get("ak-new"); resp.StatusCode != 200 || resp.Header.Get("X-Mesh-Egress") != "rl-wnam-1" {
+		t.Errorf("after an invalid reload: %d %q", resp.StatusCode, resp.Header.Get("X-Mesh-Egress"))
+	}
+	if !strings.Contains(m.logs.String(), `msg="config problem" node=rl-hk-1 problem="`+path+`: routing.rules[0].hint: must be one of`) {
+		t.Errorf("the problem is not logged:\n%s", m.logs.String())
+	}
+	resp, body := do(t, newRequest(t, "GET", baseURL(hk)+"/metrics", nil))
+	for _, want := range []string{`llmesh_config_reloads_total{result="failure"} 1`, `llmesh_config_reloads_total{result="success"} 1`,
+		"llmesh_config_last_reload_success_timestamp_seconds "} {
+		if resp.StatusCode != 200 || !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if strings.Contains(m.logs.String(), "sk-real-ingress") || strings.Contains(m.logs.String(), "ak-new") {
+		t.Error("a key appears in the logs")
+	}
+}
