@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -165,5 +167,54 @@ func TestReloadAppliesToNewRequests(t *testing.T) {
 	}
 	if strings.Contains(m.logs.String(), "sk-real-ingress") || strings.Contains(m.logs.String(), "ak-new") {
 		t.Error("a key appears in the logs")
+	}
+}
+
+// TestReloadEgressProviders: an egress applies a new provider key and
+// billing organization to the tunnelled requests that come after it.
+func TestReloadEgressProviders(t *testing.T) {
+	m := newMesh(t)
+	setKey := func(c *config.Config, key, org string) {
+		p := c.Providers["openai"]
+		p.APIKey, p.Organization = config.Secret(key), org
+		c.Providers["openai"] = p
+	}
+	egress := m.start(nodeSpec{role: role.Egress, name: "rle-wnam-1", loc: "US", hint: "wnam",
+		edit: func(c *config.Config) { setKey(c, "sk-egress-1", "org-1") }})
+	hk := m.start(nodeSpec{role: role.Ingress, name: "rle-hk-1", loc: "HK", rules: []config.Rule{{Locs: []string{"HK"}, Hint: "wnam"}},
+		providerURL: closedURL(t), edit: func(c *config.Config) {
+			managed := true
+			p := c.Providers["openai"]
+			p.ManagedKey = &managed
+			c.Providers["openai"] = p
+			c.Auth.AccessKeys = []config.AccessKey{{Key: "ak-1"}}
+		}})
+	m.waitMembers(hk, "rle-wnam-1")
+	sent := func() http.Header {
+		t.Helper()
+		resp, body := get(t, baseURL(hk)+"/openai/v1/echo/headers", "Authorization", "Bearer ak-1")
+		if resp.StatusCode != 200 || resp.Header.Get("X-Mesh-Egress") != "rle-wnam-1" {
+			t.Fatalf("status %d egress %q: %s", resp.StatusCode, resp.Header.Get("X-Mesh-Egress"), body)
+		}
+		reqs := m.provider.Requests()
+		return reqs[len(reqs)-1].Header
+	}
+	if h := sent(); h.Get("Authorization") != "Bearer sk-egress-1" || h.Get("Openai-Organization") != "org-1" {
+		t.Fatalf("before the reload the provider got %v", h)
+	}
+
+	c := egress.Config().Config
+	c.Providers = maps.Clone(c.Providers)
+	setKey(&c, "sk-egress-2", "org-2")
+	next, err := c.Runtime()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := egress.Apply(next)
+	if want := []string{"providers.openai.api_key", "providers.openai.organization"}; !slices.Equal(ch.Applied, want) || len(ch.Restart) > 0 {
+		t.Errorf("changes %+v, want applied %q", ch, want)
+	}
+	if h := sent(); h.Get("Authorization") != "Bearer sk-egress-2" || h.Get("Openai-Organization") != "org-2" {
+		t.Errorf("after the reload the provider got %v", h)
 	}
 }

@@ -398,6 +398,10 @@ func (n *Node) GossipAddr() string { return n.members.LocalAddr() }
 // Name is the node's name in the mesh.
 func (n *Node) Name() string { return n.cfg.Node.Name }
 
+// Config is the config in force: the start's, as the last reload changed
+// it (see Apply). It is shared: change a copy.
+func (n *Node) Config() *config.Runtime { return n.live.Load() }
+
 // Members is the node's current view of the mesh.
 func (n *Node) Members() *membership.Snapshot { return n.members.Snapshot() }
 
