@@ -110,8 +110,9 @@ func TestReloadAppliesToNewRequests(t *testing.T) {
 	before := m.provider.Stats()
 
 	// The reload: HK now leaves through wnam, ak-old is replaced by
-	// ak-new, and the node's name (restart only) changes in the file.
-	write(reloadConfig("rl-hk-renamed", egress.GossipAddr(), m.provider.URL, "[{locs: [HK], hint: wnam}]", "[ak-new]"))
+	// ak-new, the log level is debug, and the node's name (restart only)
+	// changes in the file.
+	write(reloadConfig("rl-hk-renamed", egress.GossipAddr(), m.provider.URL, "[{locs: [HK], hint: wnam}]", "[ak-new]") + "log: {level: debug}\n")
 	if err := hk.Reload(); err != nil {
 		t.Fatalf("reload: %v", err)
 	}
@@ -129,8 +130,11 @@ func TestReloadAppliesToNewRequests(t *testing.T) {
 	}
 	logs := m.logs.String()
 	if !strings.Contains(logs, `msg="config reload: these keys need a restart; keeping their running values" node=rl-hk-1 keys=node.name`) ||
-		!strings.Contains(logs, `msg="config reloaded" node=rl-hk-1 file=`+path+` changed=auth.access_keys,routing.rules`) {
+		!strings.Contains(logs, `msg="config reloaded" node=rl-hk-1 file=`+path+` changed=auth.access_keys,log.level,routing.rules`) {
 		t.Errorf("the reload did not log what changed:\n%s", logs)
+	}
+	if level.Level() != slog.LevelDebug {
+		t.Errorf("log level %v after the reload, want debug", level.Level())
 	}
 	if hk.Name() != "rl-hk-1" {
 		t.Errorf("node name %q: a restart-only key changed", hk.Name())
