@@ -16,10 +16,10 @@ import (
 
 // pki is a CA and node certificates for -check's tests, in dir.
 type pki struct {
-	t              *testing.T
-	dir            string
-	caCert, caKey  []byte
-	caFile, keyDir string
+	t             *testing.T
+	dir           string
+	caCert, caKey []byte
+	caFile        string
 }
 
 func newPKI(t *testing.T) *pki {
