@@ -1,6 +1,7 @@
 package config
 
 import (
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -52,7 +53,7 @@ func (rt *Runtime) Update(next *Runtime) (*Runtime, Changes) {
 	diff(reflect.ValueOf(&rt.Config).Elem(), reflect.ValueOf(&out.Config).Elem(), "", false, &ch)
 	out.Keyring = rt.Keyring // gossip: restart only
 	// A key file's contents change without the config changing.
-	for _, name := range sortedEndpointNames(out.Endpoints) {
+	for _, name := range slices.Sorted(maps.Keys(out.Endpoints)) {
 		key := "providers." + name + ".api_key"
 		if old, ok := rt.Endpoints[name]; ok && old.APIKey != out.Endpoints[name].APIKey && !slices.Contains(ch.Applied, key) {
 			ch.Applied = append(ch.Applied, key)
@@ -116,13 +117,4 @@ func unionKeys(a, b reflect.Value) []reflect.Value {
 		keys[i] = seen[n]
 	}
 	return keys
-}
-
-func sortedEndpointNames(m map[string]Endpoint) []string {
-	names := make([]string, 0, len(m))
-	for n := range m {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
 }
