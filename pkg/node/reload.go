@@ -39,7 +39,8 @@ func (n *Node) Reload() error {
 // changes nothing: its problems are logged, one per line.
 func (n *Node) reloadConfig() error {
 	if n.cfg.File == "" {
-		return nil // started from built-in defaults or an in-memory config: nothing to re-read
+		n.log.Info("config reload: the node started without a config file; nothing to re-read")
+		return nil
 	}
 	n.reloadMu.Lock()
 	defer n.reloadMu.Unlock()
