@@ -222,3 +222,60 @@ func TestReloadEgressProviders(t *testing.T) {
 		t.Errorf("after the reload the provider got %v", h)
 	}
 }
+
+// TestReloadWatchesKeyFiles: with reload.watch, a new key in an
+// api_key_file is injected into the requests that come after it.
+func TestReloadWatchesKeyFiles(t *testing.T) {
+	m := newMesh(t)
+	dir := t.TempDir()
+	keyFile, path := filepath.Join(dir, "openai.key"), filepath.Join(dir, "ingress.yaml")
+	writeFile := func(p, text string) {
+		t.Helper()
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile(keyFile, "sk-file-1\n")
+	writeFile(path, fmt.Sprintf(`
+node: {name: rlw-us-1, loc: US}
+http: {listen: "127.0.0.1:0"}
+gossip: {bind: "127.0.0.1:0", profile: local}
+reload: {watch: true, interval: 50ms}
+auth: {access_keys: [ak-1]}
+providers:
+  openai: {base_url: %q, api_key_file: %q}
+`, m.provider.URL, keyFile))
+	rt, err := config.Load(path, role.Ingress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := node.Start(rt, slog.New(slog.NewTextHandler(m.logs, nil)).With("node", "rlw-us-1"), node.Options{TuneGossip: fastGossip})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.mu.Lock()
+	m.nodes["rlw-us-1"] = n
+	m.mu.Unlock()
+	sentKey := func() string {
+		t.Helper()
+		resp, body := get(t, baseURL(n)+"/openai/v1/echo/headers", "Authorization", "Bearer ak-1")
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d: %s", resp.StatusCode, body)
+		}
+		reqs := m.provider.Requests()
+		return reqs[len(reqs)-1].Header.Get("Authorization")
+	}
+	if k := sentKey(); k != "Bearer sk-file-1" {
+		t.Fatalf("before: the provider got %q", k)
+	}
+	writeFile(keyFile, "sk-file-2\n")
+	wait.For(t, 10*time.Second, func() error {
+		if k := sentKey(); k != "Bearer sk-file-2" {
+			return fmt.Errorf("the provider got %q", k)
+		}
+		return nil
+	})
+	if !strings.Contains(m.logs.String(), "changed=providers.openai.api_key") {
+		t.Errorf("the reload did not log the changed key:\n%s", m.logs.String())
+	}
+}

@@ -166,7 +166,7 @@ func Start(cfg *config.Runtime, log *slog.Logger, opts Options) (_ *Node, err er
 		n.adminSrv = n.serveHTTP("admin", n.adminLn, admin)
 	}
 	if cfg.Reload.Watch && cfg.File != "" {
-		go n.watchConfig(n.ctx, cfg.Reload.Interval)
+		go n.watchConfig(n.ctx, cfg.Reload.Interval, n.fingerprint())
 	}
 	log.Info("node started", "name", cfg.Node.Name, "role", cfg.Role, "loc", cfg.Node.Loc, "hint", cfg.Node.Hint,
 		"http", n.HTTPAddr(), "tunnel", n.TunnelAddr(), "gossip", n.members.LocalAddr(), "version", version.Version)

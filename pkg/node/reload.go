@@ -107,11 +107,12 @@ func (n *Node) apply(next *config.Runtime) config.Changes {
 // names, changes. It compares contents rather than mtime and size (as
 // meshtls.Store.Watch does for the certificates): a rewrite within the
 // clock's granularity, or of the same size, would go unnoticed, and a
-// touch alone should not reload. The files are small.
-func (n *Node) watchConfig(ctx context.Context, interval time.Duration) {
+// touch alone should not reload. The files are small. last is their
+// fingerprint when the node started, taken before this runs so that no
+// change after the start is missed.
+func (n *Node) watchConfig(ctx context.Context, interval time.Duration, last [sha256.Size]byte) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	last := n.fingerprint()
 	for {
 		select {
 		case <-ctx.Done():
