@@ -169,6 +169,15 @@ func TestReloadAppliesToNewRequests(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
+	// An empty file (one caught half written, say) is refused too: the
+	// defaults would drop the access keys.
+	write("")
+	if err := hk.Reload(); err == nil || !strings.Contains(err.Error(), "the config file is empty") {
+		t.Errorf("reload of an empty file: %v", err)
+	}
+	if resp := get("ak-new"); resp.StatusCode != 200 {
+		t.Errorf("after an empty file: %d", resp.StatusCode)
+	}
 	if strings.Contains(m.logs.String(), "sk-real-ingress") || strings.Contains(m.logs.String(), "ak-new") {
 		t.Error("a key appears in the logs")
 	}

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -44,7 +45,7 @@ func (n *Node) reloadConfig() error {
 	}
 	n.reloadMu.Lock()
 	defer n.reloadMu.Unlock()
-	next, err := config.Load(n.cfg.File, n.cfg.Role)
+	next, err := load(n.cfg.File, n.cfg.Role)
 	if err != nil {
 		n.metrics.ConfigReload(false)
 		problems := strings.Split(err.Error(), "\n")
@@ -58,6 +59,23 @@ func (n *Node) reloadConfig() error {
 	n.apply(next)
 	n.metrics.ConfigReload(true)
 	return nil
+}
+
+// errEmpty refuses an empty config file on reload: at start it means the
+// defaults, but a running node finding its file empty has more likely
+// caught it half written, and the defaults would drop its access keys.
+var errEmpty = errors.New("the config file is empty; keeping the running config (a node started on an empty file runs on the defaults)")
+
+// load is config.Load for a reload.
+func load(path string, r role.Role) (*config.Runtime, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, fmt.Errorf("%s: %w", path, errEmpty)
+	}
+	return config.Parse(data, path, r, os.LookupEnv)
 }
 
 // Apply makes the node run on next (a config of its role) where it can:
@@ -107,12 +125,15 @@ func (n *Node) apply(next *config.Runtime) config.Changes {
 // names, changes. It compares contents rather than mtime and size (as
 // meshtls.Store.Watch does for the certificates): a rewrite within the
 // clock's granularity, or of the same size, would go unnoticed, and a
-// touch alone should not reload. The files are small. last is their
+// touch alone should not reload. The files are small. A change is applied
+// once two polls in a row see the same contents, so that a file caught
+// half written (valid YAML, but missing its end) is not. last is their
 // fingerprint when the node started, taken before this runs so that no
 // change after the start is missed.
 func (n *Node) watchConfig(ctx context.Context, interval time.Duration, last [sha256.Size]byte) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	s := settling{last: last, pending: last}
 	for {
 		select {
 		case <-ctx.Done():
@@ -120,12 +141,32 @@ func (n *Node) watchConfig(ctx context.Context, interval time.Duration, last [sh
 		case <-t.C:
 		}
 		// A failed reload is not retried until the files change again.
-		if fp := n.fingerprint(); fp != last {
-			last = fp
+		if s.settled(n.fingerprint()) {
 			n.log.Info("config file changed: reloading", "file", n.cfg.File)
 			n.reloadConfig()
 		}
 	}
+}
+
+// settling follows the fingerprints of successive polls.
+type settling struct {
+	last    [sha256.Size]byte // what was loaded (or tried) last
+	pending [sha256.Size]byte // a change seen once
+}
+
+// settled reports whether fp is a change that two polls in a row have seen,
+// and takes it as the last one.
+func (s *settling) settled(fp [sha256.Size]byte) bool {
+	switch {
+	case fp == s.last:
+		s.pending = fp
+	case fp != s.pending:
+		s.pending = fp
+	default:
+		s.last = fp
+		return true
+	}
+	return false
 }
 
 // fingerprint hashes the config file and the live config's key files (a
