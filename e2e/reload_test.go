@@ -288,3 +288,25 @@ providers:
 		t.Errorf("the reload did not log the changed key:\n%s", m.logs.String())
 	}
 }
+
+// TestReloadUpstreamTimeout: a reloaded upstream.header_timeout bounds the
+// requests that start after it.
+func TestReloadUpstreamTimeout(t *testing.T) {
+	m := newMesh(t)
+	us := m.start(nodeSpec{role: role.Ingress, name: "rlt-us-1", loc: "US"})
+	c := us.Config().Config
+	c.Upstream.HeaderTimeout = 300 * time.Millisecond
+	next, err := c.Runtime()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch := us.Apply(next); !slices.Equal(ch.Applied, []string{"upstream.header_timeout"}) {
+		t.Fatalf("changes %+v", ch)
+	}
+	req := newRequest(t, "POST", baseURL(us)+"/openai/v1/chat/completions", strings.NewReader(`{"model":"fake-gpt"}`))
+	req.Header.Set(fakeprovider.HeaderHeaderDelay, "1m")
+	resp, body := do(t, req)
+	if resp.StatusCode != http.StatusGatewayTimeout || resp.Header.Get("X-Mesh-Error") != "upstream_timeout" {
+		t.Errorf("a provider slower than the new timeout: %d %s", resp.StatusCode, body)
+	}
+}
