@@ -17,9 +17,10 @@ import (
 )
 
 // Reload re-reads the tunnel certificates and the config file (SIGHUP),
-// logging the outcome. Each part that fails keeps what the node runs with
-// and is returned; the rest is applied (see Apply). Requests and streams
-// in flight finish as they began.
+// logging the outcome and counting it (llmesh_config_reloads_total: a
+// failure when either part failed). Each part that fails keeps what the
+// node runs with and is returned; the rest is applied (see Apply).
+// Requests and streams in flight finish as they began.
 func (n *Node) Reload() error {
 	var errs []error
 	if n.tls != nil {
@@ -33,7 +34,9 @@ func (n *Node) Reload() error {
 	if err := n.reloadConfig(); err != nil {
 		errs = append(errs, err)
 	}
-	return errors.Join(errs...)
+	err := errors.Join(errs...)
+	n.metrics.ConfigReload(err == nil)
+	return err
 }
 
 // reloadConfig reads the config file again and applies it. An invalid file
@@ -47,7 +50,6 @@ func (n *Node) reloadConfig() error {
 	defer n.reloadMu.Unlock()
 	next, err := load(n.cfg.File, n.cfg.Role)
 	if err != nil {
-		n.metrics.ConfigReload(false)
 		problems := strings.Split(err.Error(), "\n")
 		n.log.Error("config reload failed: keeping the running config", "file", n.cfg.File, "problems", len(problems))
 		for _, p := range problems {
@@ -57,7 +59,6 @@ func (n *Node) reloadConfig() error {
 		return err
 	}
 	n.apply(next)
-	n.metrics.ConfigReload(true)
 	return nil
 }
 
@@ -143,7 +144,7 @@ func (n *Node) watchConfig(ctx context.Context, interval time.Duration, last [sh
 		// A failed reload is not retried until the files change again.
 		if s.settled(n.fingerprint()) {
 			n.log.Info("config file changed: reloading", "file", n.cfg.File)
-			n.reloadConfig()
+			n.metrics.ConfigReload(n.reloadConfig() == nil)
 		}
 	}
 }
