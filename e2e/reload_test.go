@@ -133,6 +133,9 @@ func TestReloadAppliesToNewRequests(t *testing.T) {
 		!strings.Contains(logs, `msg="config reloaded" node=rl-hk-1 file=`+path+` changed=auth.access_keys,log.level,routing.rules`) {
 		t.Errorf("the reload did not log what changed:\n%s", logs)
 	}
+	if _, body := do(t, newRequest(t, "GET", baseURL(hk)+"/members", nil)); !strings.Contains(body, `"rules":[{"locs":["HK"],"hint":"wnam"}]`) {
+		t.Errorf("/members does not show the reloaded rules: %s", body)
+	}
 	if level.Level() != slog.LevelDebug {
 		t.Errorf("log level %v after the reload, want debug", level.Level())
 	}
