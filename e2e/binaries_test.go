@@ -214,9 +214,9 @@ providers:
 		t.Errorf("-version printed %q", out)
 	}
 
-	// SIGHUP re-reads the tunnel certificates; the node keeps running.
+	// SIGHUP re-reads the config (unchanged here); the node keeps running.
 	egress.cmd.Process.Signal(syscall.SIGHUP)
-	egress.field(t, `msg="(reloaded tunnel certificates)"`)
+	egress.field(t, `msg="(config reloaded: nothing to apply)"`)
 
 	// The egress drains and leaves: the ingress sees it leave, then both exit 0.
 	if err := egress.stop(t); err != nil {
@@ -281,5 +281,124 @@ routing: {fallback: sometimes}
 				}
 			}
 		})
+	}
+}
+
+// TestBinaryCheck: -check prints each problem of a config with its key, one
+// a line, and exits 1; a valid config exits 0 with an ok line.
+func TestBinaryCheck(t *testing.T) {
+	dir, err := binaries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := writeConfig(t, `
+node: {name: hk-1, loc: HK}
+routing: {rules: [{locs: [HK], hint: wnam}, {locs: [CN], hint: wnm}]}
+gossip: {key: "c2hvcnQ="}
+providers: {openai: {api_key_file: /nonexistent/openai.key}}
+auth: {access_keys: [ak-1]}
+`)
+	out, err := exec.Command(filepath.Join(dir, "ingress"), "-check", "-config", bad).Output()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("-check of a bad config: %v, want exit status 1", err)
+	}
+	want := []string{
+		bad + `: gossip.key: decodes to 5 bytes; an AES key must be 16, 24 or 32 bytes`,
+		bad + `: routing.rules[1].hint: must be one of wnam, enam, weur, eeur, apac, oc, afr, sam, me (got "wnm")`,
+		bad + `: providers.openai.api_key_file: cannot read "/nonexistent/openai.key": no such file or directory`,
+	}
+	if got := strings.TrimSpace(string(out)); got != strings.Join(want, "\n") {
+		t.Errorf("-check printed\n%s\nwant\n%s", got, strings.Join(want, "\n"))
+	}
+	if !strings.Contains(string(exit.Stderr), "3 problems") {
+		t.Errorf("stderr %q does not count the problems", exit.Stderr)
+	}
+
+	good := writeConfig(t, `
+node: {name: e-1, hint: wnam}
+tunnel: {token: "${LLMESH_CHECK_TOKEN}"}
+`)
+	cmd := exec.Command(filepath.Join(dir, "egress"), "-check", "-config", good)
+	cmd.Env = append(os.Environ(), "LLMESH_CHECK_TOKEN=t0ken")
+	out, err = cmd.CombinedOutput()
+	if err != nil || string(out) != good+": ok: egress \"e-1\", 4 providers\n" {
+		t.Errorf("-check of a valid egress config: %v\n%s", err, out)
+	}
+}
+
+// TestBinaryReload: a running ingress reloads its config when the file
+// changes (reload.watch) and on SIGHUP: new access keys apply, a change
+// that needs a restart is reported and ignored, an invalid file keeps the
+// running config.
+func TestBinaryReload(t *testing.T) {
+	fake := startProcess(t, "fakeprovider", nil, "-listen", "127.0.0.1:0")
+	providerURL := fake.field(t, `listening url=(\S+)`)
+	cfg := func(listen, keys string) string {
+		return fmt.Sprintf(`
+node: {name: bin-reload-1, loc: US}
+http: {listen: %q}
+gossip: {bind: "127.0.0.1:0", profile: local}
+reload: {watch: true, interval: 100ms}
+auth: {access_keys: %s}
+providers:
+  openai: {base_url: %q, api_key: sk-real}
+`, listen, keys, providerURL)
+	}
+	path := writeConfig(t, cfg("127.0.0.1:0", "[ak-1]"))
+	rewrite := func(text string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ingress := startProcess(t, "ingress", nil, "-config", path)
+	base := "http://" + ingress.field(t, `node started.* http=(\S+)`)
+	status := func(key string) int {
+		t.Helper()
+		req, _ := http.NewRequest("GET", base+"/openai/v1/models", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if s := status("ak-1"); s != 200 {
+		t.Fatalf("ak-1 at start: %d", s)
+	}
+
+	// The file changes: the watch reloads it. http.listen needs a restart.
+	rewrite(cfg("127.0.0.1:1", "[ak-2]"))
+	ingress.field(t, `msg="config reload: these keys need a restart; keeping their running values" keys=(http\.listen)`)
+	ingress.field(t, `msg="config reloaded" file=\S+ changed=(auth\.access_keys)`)
+	if a, b := status("ak-1"), status("ak-2"); a != 403 || b != 200 {
+		t.Errorf("after the watched reload: ak-1 %d (want 403), ak-2 %d (want 200)", a, b)
+	}
+
+	// An invalid file: the running config stays.
+	rewrite(cfg("127.0.0.1:1", "[ak-3, ak-3]"))
+	ingress.field(t, `msg="config problem" problem=".*(auth\.access_keys\[1\]): the same key as auth\.access_keys\[0\]`)
+	if s := status("ak-2"); s != 200 {
+		t.Errorf("ak-2 after an invalid reload: %d", s)
+	}
+
+	// SIGHUP reloads too (here the file it first found invalid, now fixed).
+	if err := os.WriteFile(path, []byte(cfg("127.0.0.1:1", "[ak-3]")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ingress.cmd.Process.Signal(syscall.SIGHUP)
+	wait.For(t, 10*time.Second, func() error {
+		if s := status("ak-3"); s != 200 {
+			return fmt.Errorf("ak-3: %d", s)
+		}
+		return nil
+	})
+	if err := ingress.stop(t); err != nil {
+		t.Errorf("ingress exit: %v", err)
+	}
+	if o := ingress.output(); strings.Contains(o, "sk-real") || strings.Contains(o, "ak-2") {
+		t.Errorf("a key appears in the log:\n%s", o)
 	}
 }

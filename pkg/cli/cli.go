@@ -54,9 +54,11 @@ func Run(ctx context.Context, r role.Role, args []string, stdout, stderr io.Writ
 		configHelp, configUsage = "YAML config `file` (required: an egress needs node.hint and tunnel.tls, tunnel.token or tunnel.insecure)", "-config FILE"
 	}
 	cfgPath := fs.String("config", "", configHelp)
+	checkOnly := fs.Bool("check", false, "check the config and the files it names (keys, certificates), print every problem, and exit: 0 when valid, 1 when not")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: %[1]s %[2]s\n"+
+			"       %[1]s -check %[2]s            check a config and the files it names, print every problem\n"+
 			"       %[1]s members -addr URL [-json] [-token T] [-role R] [-hint H] [-state S]   who is in the mesh, as the node at URL sees it\n"+
 			"       %[1]s keygen                      print a new gossip key\n"+
 			"       %[1]s certs init|issue ...         create a mesh CA and node certificates\n"+
@@ -78,6 +80,9 @@ func Run(ctx context.Context, r role.Role, args []string, stdout, stderr io.Writ
 		fmt.Fprintf(stdout, "%s %s\n", r, version.Version)
 		return nil
 	}
+	if *checkOnly {
+		return check(r, *cfgPath, stdout)
+	}
 	if *cfgPath == "" && r == role.Egress {
 		fmt.Fprintf(stderr, "%s: -config is required: an egress needs node.hint and a secured tunnel, which have no defaults\n", r)
 		fs.Usage()
@@ -87,13 +92,16 @@ func Run(ctx context.Context, r role.Role, args []string, stdout, stderr io.Writ
 	if err != nil {
 		return err
 	}
-	return node.Run(ctx, cfg, NewLogger(stderr, cfg.Log), reload)
+	level := new(slog.LevelVar)
+	level.Set(cfg.SlogLevel())
+	return node.Run(ctx, cfg, NewLogger(stderr, cfg.Log.Format, level), node.Options{Level: level}, reload)
 }
 
-// NewLogger returns the node's logger, text or JSON at the configured level.
-func NewLogger(w io.Writer, lc config.Log) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: (&config.Config{Log: lc}).SlogLevel()}
-	if lc.Format == "json" {
+// NewLogger returns the node's logger, text or JSON (format), at level,
+// which a config reload may change.
+func NewLogger(w io.Writer, format string, level slog.Leveler) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))

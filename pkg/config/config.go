@@ -43,7 +43,15 @@ type Config struct {
 	Auth         Auth                `yaml:"auth"`
 	Admin        Admin               `yaml:"admin"`
 	Log          Log                 `yaml:"log"`
+	Reload       Reload              `yaml:"reload"`
 	DrainTimeout time.Duration       `yaml:"drain_timeout"` // default 30s
+}
+
+// Reload configures re-reading the config at run time. SIGHUP always
+// reloads; Watch also reloads when the file, or a file it names, changes.
+type Reload struct {
+	Watch    bool          `yaml:"watch"`    // poll the config file and its api_key_files; default false
+	Interval time.Duration `yaml:"interval"` // how often Watch looks; default 5s
 }
 
 // Node says where this node runs.
@@ -276,6 +284,7 @@ func Default(r role.Role) *Config {
 		},
 		Providers:    BuiltinProviders(),
 		Log:          Log{Level: "info", Format: "text"},
+		Reload:       Reload{Interval: 5 * time.Second},
 		DrainTimeout: 30 * time.Second,
 	}
 	if r == role.Egress {
@@ -294,18 +303,29 @@ func defaultName(r role.Role) string {
 	return host + "-" + string(r)
 }
 
-// Load reads the config file at path over Default(r), or takes
-// Default(r) when path is "", and returns it checked and ready to run
-// (see Runtime). Every problem is reported at once.
-func Load(path string, r role.Role) (*Runtime, error) {
+// Read reads the config file at path over Default(r), unchecked but for
+// its shape (unknown keys, wrongly typed values, unset ${NAME}): Runtime
+// checks the rest. -check uses it to report the problems of every stage.
+func Read(path string, r role.Role) (*Config, error) {
 	if path == "" {
-		return Default(r).Runtime()
+		return Default(r), nil
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	return Parse(data, path, r, os.LookupEnv)
+	return decode(data, path, r, os.LookupEnv)
+}
+
+// Load reads the config file at path over Default(r), or takes
+// Default(r) when path is "", and returns it checked and ready to run
+// (see Runtime). Every problem is reported at once.
+func Load(path string, r role.Role) (*Runtime, error) {
+	c, err := Read(path, r)
+	if err != nil {
+		return nil, err
+	}
+	return c.Runtime()
 }
 
 // Parse is Load from data: it reads a YAML config over Default(r) and

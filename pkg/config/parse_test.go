@@ -105,7 +105,7 @@ func TestSchemaErrors(t *testing.T) {
 		want string
 	}{
 		{"unknown top-level key", "node: {}\nrole: egress\n",
-			"cfg.yaml:2: role: unknown key; known keys are node, http, tunnel, gossip, routing, upstream, providers, auth, admin, log, drain_timeout"},
+			"cfg.yaml:2: role: unknown key; known keys are node, http, tunnel, gossip, routing, upstream, providers, auth, admin, log, reload, drain_timeout"},
 		{"unknown nested key", "tunnel:\n  tokn: x\n",
 			"cfg.yaml:2: tunnel.tokn: unknown key; known keys are listen, advertise, token, tls, insecure, max_streams, keepalive, keepalive_timeout, handshake_timeout, max_handshakes, accept_timeout"},
 		{"unknown key in a rule", "routing:\n  rules:\n    - locs: [HK]\n      hint: wnam\n      via: x\n",

@@ -90,6 +90,9 @@ func (c *Config) validate() (decoded, *problems) {
 	c.validateUpstream(p)
 	p.duration("drain_timeout", c.DrainTimeout)
 	c.validateLog(p)
+	if c.Reload.Interval <= 0 {
+		p.add("reload.interval", "must be positive (got %s)", c.Reload.Interval)
+	}
 	return v, p
 }
 

@@ -34,7 +34,12 @@ import (
 
 // Node is one running llmesh node.
 type Node struct {
+	// cfg is the config the node started with: the keys that need a
+	// restart are read from it. live is the config in force, which a
+	// reload replaces (see Apply).
 	cfg     *config.Runtime
+	live    atomic.Pointer[config.Runtime]
+	level   *slog.LevelVar // nil: log.level does not reload
 	log     *slog.Logger
 	metrics *metrics.Metrics
 	members *membership.Membership
@@ -51,8 +56,20 @@ type Node struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 
+	// handler is the proxy: the ingress's, or the egress's behind its
+	// tunnel server. A reload reconfigures it.
+	handler *proxy.Handler
+	// transport calls providers; a reload that changes upstream's
+	// timeouts replaces it. Guarded by reloadMu after Start.
+	transport *http.Transport
+	reloadMu  sync.Mutex // one reload at a time
+
 	// ingress
 	pool *tunnel.Pool
+	// router is the ingress's router under the live config.
+	router atomic.Pointer[router]
+	// blocked: the providers refusing this region, kept across reloads (see router).
+	blocked sync.Map
 	// eager names the hints whose egress nodes the ingress connects to as
 	// soon as gossip shows them; the others connect on first use.
 	eager func(hint string) bool
@@ -72,6 +89,9 @@ type Node struct {
 type Options struct {
 	// TuneGossip makes last-moment changes to memberlist's config.
 	TuneGossip func(*membership.Config)
+	// Level, when set, is the level of the node's logger: a reload sets
+	// it from log.level.
+	Level *slog.LevelVar
 }
 
 // Start builds and starts a node from a checked config (config.Load, or
@@ -80,11 +100,13 @@ type Options struct {
 func Start(cfg *config.Runtime, log *slog.Logger, opts Options) (_ *Node, err error) {
 	n := &Node{
 		cfg:      cfg,
+		level:    opts.Level,
 		log:      log,
 		metrics:  metrics.New(string(cfg.Role), version.Version),
 		started:  time.Now(),
 		serveErr: make(chan error, 3),
 	}
+	n.live.Store(cfg)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
@@ -92,9 +114,9 @@ func Start(cfg *config.Runtime, log *slog.Logger, opts Options) (_ *Node, err er
 		}
 	}()
 	providers := buildProviders(cfg)
-	transport := proxy.NewTransport(cfg.Upstream.DialTimeout, cfg.Upstream.HeaderTimeout)
+	n.transport = proxy.NewTransport(cfg.Upstream.DialTimeout, cfg.Upstream.HeaderTimeout)
 	if cfg.Tunnel.TLS.Enabled() {
-		if n.tls, err = loadTLS(cfg, log); err != nil {
+		if n.tls, err = LoadTLS(&cfg.Config, log); err != nil {
 			return nil, err
 		}
 		go n.tls.Watch(n.ctx, 10*time.Second)
@@ -117,12 +139,12 @@ func Start(cfg *config.Runtime, log *slog.Logger, opts Options) (_ *Node, err er
 	var routes http.Handler
 	switch cfg.Role {
 	case role.Egress:
-		if err := n.startTunnelServer(providers, transport); err != nil {
+		if err := n.startTunnelServer(providers); err != nil {
 			return nil, err
 		}
 		routes = notFoundOnEgress()
 	default:
-		routes = n.countProxied(n.startIngress(providers, transport))
+		routes = n.countProxied(n.startIngress(providers))
 	}
 
 	n.httpLn, err = net.Listen("tcp", cfg.HTTP.Listen)
@@ -142,6 +164,9 @@ func Start(cfg *config.Runtime, log *slog.Logger, opts Options) (_ *Node, err er
 			return nil, fmt.Errorf("admin.listen %s: %w", cfg.Admin.Listen, err)
 		}
 		n.adminSrv = n.serveHTTP("admin", n.adminLn, admin)
+	}
+	if cfg.Reload.Watch && cfg.File != "" {
+		go n.watchConfig(n.ctx, cfg.Reload.Interval, n.fingerprint())
 	}
 	log.Info("node started", "name", cfg.Node.Name, "role", cfg.Role, "loc", cfg.Node.Loc, "hint", cfg.Node.Hint,
 		"http", n.HTTPAddr(), "tunnel", n.TunnelAddr(), "gossip", n.members.LocalAddr(), "version", version.Version)
@@ -187,24 +212,33 @@ func (n *Node) serveHTTP(name string, ln net.Listener, h http.Handler) *http.Ser
 
 // startIngress builds the ingress's proxy: its router over the tunnel pool,
 // the access keys and the limits.
-func (n *Node) startIngress(providers *provider.Registry, transport http.RoundTripper) http.Handler {
-	cfg := n.cfg
+func (n *Node) startIngress(providers *provider.Registry) http.Handler {
 	n.pool = tunnel.NewPool(n.dialConfig())
+	n.metrics.GaugeFunc("llmesh_tunnel_streams_in_flight", "Tunnel streams open: to egress nodes (ingress), or served (egress).",
+		func() float64 { return float64(n.pool.InFlight()) })
+	// Connections follow the live rules. A reload changes which hints are
+	// eager from the next membership change on; until then a newly eager
+	// pool connects on its first request.
+	n.eager = func(hint string) bool { return n.router.Load().eager(hint) }
+	n.handler = proxy.New(n.ingressProxy(n.cfg, providers))
+	return n.handler
+}
+
+// ingressProxy is the ingress's proxy config under cfg, with a new router.
+func (n *Node) ingressProxy(cfg *config.Runtime, providers *provider.Registry) proxy.Config {
 	accessKeys := make([]proxy.AccessKey, len(cfg.Auth.AccessKeys))
 	for i, k := range cfg.Auth.AccessKeys {
 		accessKeys[i] = proxy.AccessKey{Key: k.Key.Reveal(), Providers: k.Providers}
 	}
-	n.metrics.GaugeFunc("llmesh_tunnel_streams_in_flight", "Tunnel streams open: to egress nodes (ingress), or served (egress).",
-		func() float64 { return float64(n.pool.InFlight()) })
-	rt := newRouter(n)
-	n.eager = rt.eager
+	rt := newRouter(n, cfg)
+	n.router.Store(rt)
 	if rt.plaintext && rt.routes() {
 		n.log.Warn("this ingress routes requests to egress nodes but has neither tunnel.tls nor tunnel.insecure: true; it will refuse to tunnel them in plaintext")
 	}
-	return proxy.New(proxy.Config{
+	return proxy.Config{
 		Providers:      providers,
 		Router:         rt,
-		Transport:      transport,
+		Transport:      n.transport,
 		Metrics:        n.metrics,
 		Logger:         n.log,
 		Tracer:         n.tracing.TracerOf(),
@@ -219,18 +253,14 @@ func (n *Node) startIngress(providers *provider.Registry, transport http.RoundTr
 		BodyIdleTimeout:      cfg.HTTP.BodyIdleTimeout,
 		MinBodyRate:          cfg.HTTP.MinBodyRate,
 		RetryBodyBudget:      cfg.Routing.RetryBodyBudget,
-	})
+	}
 }
 
-func (n *Node) startTunnelServer(providers *provider.Registry, transport http.RoundTripper) error {
-	cfg := n.cfg
-	var creds credentials.TransportCredentials
-	if n.tls != nil {
-		creds = credentials.NewTLS(n.tls.ServerConfig(role.Ingress))
-	}
-	handler := proxy.New(proxy.Config{
+// relayProxy is the egress's proxy config under cfg.
+func (n *Node) relayProxy(cfg *config.Runtime, providers *provider.Registry) proxy.Config {
+	return proxy.Config{
 		Providers:    providers,
-		Transport:    transport,
+		Transport:    n.transport,
 		Metrics:      n.metrics,
 		Logger:       n.log,
 		Tracer:       n.tracing.TracerOf(),
@@ -243,9 +273,18 @@ func (n *Node) startTunnelServer(providers *provider.Registry, transport http.Ro
 		// of tunnel.max_streams) as one from a client would.
 		BodyIdleTimeout: cfg.HTTP.BodyIdleTimeout,
 		MinBodyRate:     cfg.HTTP.MinBodyRate,
-	})
+	}
+}
+
+func (n *Node) startTunnelServer(providers *provider.Registry) error {
+	cfg := n.cfg
+	var creds credentials.TransportCredentials
+	if n.tls != nil {
+		creds = credentials.NewTLS(n.tls.ServerConfig(role.Ingress))
+	}
+	n.handler = proxy.New(n.relayProxy(cfg, providers))
 	n.tunnelSrv = tunnel.NewServer(tunnel.ServerConfig{
-		Handler:    handler,
+		Handler:    n.handler,
 		Token:      cfg.Tunnel.Token.Reveal(),
 		MaxStreams: cfg.Tunnel.MaxStreams,
 		TLS:        creds,
@@ -359,6 +398,10 @@ func (n *Node) GossipAddr() string { return n.members.LocalAddr() }
 // Name is the node's name in the mesh.
 func (n *Node) Name() string { return n.cfg.Node.Name }
 
+// Config is the config in force: the start's, as the last reload changed
+// it (see Apply). It is shared: change a copy.
+func (n *Node) Config() *config.Runtime { return n.live.Load() }
+
 // Members is the node's current view of the mesh.
 func (n *Node) Members() *membership.Snapshot { return n.members.Snapshot() }
 
@@ -435,14 +478,6 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	return nil
 }
 
-// Reload re-reads the tunnel certificates (SIGHUP); live streams keep theirs.
-func (n *Node) Reload() error {
-	if n.tls == nil {
-		return nil
-	}
-	return n.tls.Reload()
-}
-
 // Close stops everything at once, cutting live exchanges.
 func (n *Node) Close() error {
 	n.stopOnce.Do(func() {
@@ -487,9 +522,9 @@ func (n *Node) certExpiries() []metrics.Expiry {
 
 // Run starts a node and serves until ctx ends, then drains for up to
 // drain_timeout. Each value on reload (the command's SIGHUP) re-reads the
-// tunnel certificates.
-func Run(ctx context.Context, cfg *config.Runtime, log *slog.Logger, reload <-chan struct{}) error {
-	n, err := Start(cfg, log, Options{})
+// config file and the tunnel certificates (see Reload).
+func Run(ctx context.Context, cfg *config.Runtime, log *slog.Logger, opts Options, reload <-chan struct{}) error {
+	n, err := Start(cfg, log, opts)
 	if err != nil {
 		return err
 	}
@@ -498,19 +533,13 @@ func Run(ctx context.Context, cfg *config.Runtime, log *slog.Logger, reload <-ch
 		case <-ctx.Done():
 			waiting = false
 		case <-reload:
-			err := n.Reload()
-			n.metrics.ConfigReload(err == nil)
-			if err != nil {
-				log.Error("reload: keeping the previous certificates", "err", err)
-			} else {
-				log.Info("reloaded tunnel certificates")
-			}
+			n.Reload() // logs and counts its outcome
 		case err := <-n.Err():
 			n.Close()
 			return err
 		}
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), n.live.Load().DrainTimeout)
 	defer cancel()
 	err = n.Shutdown(sctx)
 	log.Info("stopped", "name", cfg.Node.Name)
@@ -561,9 +590,10 @@ func (n *Node) dialConfig() tunnel.DialConfig {
 	return dc
 }
 
-// loadTLS loads the node's certificate and checks that it names this node:
-// a certificate is the node's identity in the mesh.
-func loadTLS(cfg *config.Runtime, log *slog.Logger) (*meshtls.Store, error) {
+// LoadTLS loads the node's certificate, key and CA (tunnel.tls of a
+// validated cfg) and checks that the certificate names this node: a
+// certificate is the node's identity in the mesh. A nil log discards.
+func LoadTLS(cfg *config.Config, log *slog.Logger) (*meshtls.Store, error) {
 	t := cfg.Tunnel.TLS
 	store, err := meshtls.Load(meshtls.Files{Cert: t.Cert, Key: t.Key, CA: t.CA}, log)
 	if err != nil {

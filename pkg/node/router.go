@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/llmesh/llmesh/pkg/config"
 	"github.com/llmesh/llmesh/pkg/provider"
 	"github.com/llmesh/llmesh/pkg/proxy"
 	"github.com/llmesh/llmesh/pkg/routing"
@@ -32,12 +33,14 @@ type router struct {
 	// refusal sends its requests (routing.on_region_block).
 	regionHint string
 	regionTTL  time.Duration
-	blocked    sync.Map // provider name -> time.Time until which it refuses this region
+	// blocked maps a provider name to the time.Time until which it refuses
+	// this region. The node's: it outlives a reload's new router.
+	blocked *sync.Map
 }
 
-// newRouter returns the router of node n's ingress.
-func newRouter(n *Node) *router {
-	cfg := n.cfg
+// newRouter returns the router of node n's ingress under cfg: a new one
+// for each config, all sharing the node's memory of region refusals.
+func newRouter(n *Node, cfg *config.Runtime) *router {
 	return &router{
 		pick: func(hint string, exclude []string) (string, http.RoundTripper, bool) {
 			if c, ok := n.pool.Pick(hint, exclude, rand.IntN); ok {
@@ -52,6 +55,7 @@ func newRouter(n *Node) *router {
 		plaintext:  n.tls == nil && !cfg.Tunnel.Insecure,
 		regionHint: cfg.Routing.OnRegionBlock,
 		regionTTL:  cfg.Routing.RegionBlockTTL,
+		blocked:    &n.blocked,
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -57,6 +58,7 @@ func newTestRouter(m *testMesh, policy routing.Policy, now *time.Time) *router {
 		policy:     policy,
 		regionHint: "wnam",
 		regionTTL:  15 * time.Minute,
+		blocked:    new(sync.Map),
 	}
 }
 

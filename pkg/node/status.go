@@ -65,7 +65,7 @@ func (n *Node) localInfo() *LocalInfo {
 	if n.cfg.Role != role.Ingress {
 		return info
 	}
-	rc := n.cfg.Routing
+	rc := n.live.Load().Routing // as the last reload left it
 	ri := &RoutingInfo{Rules: []RuleInfo{}, Fallback: rc.Fallback, AllowClientHint: rc.AllowClientHint, OnRegionBlock: rc.OnRegionBlock}
 	for _, r := range rc.Rules {
 		ri.Rules = append(ri.Rules, RuleInfo{Locs: slices.Clone(r.Locs), Hint: r.Hint})

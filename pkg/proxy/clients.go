@@ -13,21 +13,20 @@ import (
 // that one client cannot take every slot of http.max_in_flight. Clients
 // behind one NAT, proxy or CDN share an address, and so share the cap.
 type clientLimit struct {
-	max int // 0: no cap
-	mu  sync.Mutex
-	n   map[string]int
+	mu sync.Mutex
+	n  map[string]int
 }
 
 // acquire counts a request from remoteAddr. ok false: the client is at its
-// cap. Call release when the request ends.
-func (c *clientLimit) acquire(remoteAddr string) (release func(), ok bool) {
-	if c.max <= 0 {
+// cap of max (0: no cap). Call release when the request ends.
+func (c *clientLimit) acquire(remoteAddr string, max int) (release func(), ok bool) {
+	if max <= 0 {
 		return func() {}, true
 	}
 	key := clientKey(remoteAddr)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.n[key] >= c.max {
+	if c.n[key] >= max {
 		return nil, false
 	}
 	if c.n == nil {
@@ -43,9 +42,9 @@ func (c *clientLimit) acquire(remoteAddr string) (release func(), ok bool) {
 	}, true
 }
 
-func (c *clientLimit) refusal() *provider.Error {
+func clientRefusal(max int) *provider.Error {
 	return &provider.Error{Status: http.StatusTooManyRequests, Code: "client_over_capacity",
-		Message: "this client address has " + strconv.Itoa(c.max) + " requests in flight on this node, its limit; retry when one ends"}
+		Message: "this client address has " + strconv.Itoa(max) + " requests in flight on this node, its limit; retry when one ends"}
 }
 
 // clientKey is the address a client is counted under: its IP, and for IPv6

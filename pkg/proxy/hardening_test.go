@@ -96,7 +96,7 @@ func TestRefusalKeptWhenReplayFails(t *testing.T) {
 	h := newHandler(t, Config{Providers: provider.NewRegistry(p), Router: rt, RetryBodyBytes: 100, RegionReroute: true})
 
 	_, rest, _ := provider.SplitPath("/openai/v1/x")
-	ex := &exchange{provider: p, rest: rest, target: rt.first}
+	ex := &exchange{cfg: h.live.Load(), provider: p, rest: rest, target: rt.first}
 	req := httptest.NewRequest("POST", "/openai/v1/x", strings.NewReader("{}")).WithContext(context.WithValue(context.Background(), exchangeKey{}, ex))
 	req.URL = p.URL(rest, "")
 	req.RequestURI = ""

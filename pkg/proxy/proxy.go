@@ -136,7 +136,12 @@ const maxAttempts = 3
 
 // Handler serves /{provider}/{rest}.
 type Handler struct {
+	// cfg is the config New got: its Metrics, Tracer, Logger, MetricsRoute,
+	// Relay and RetryBodyBudget never change. live is the config in force,
+	// loaded once per request, which keeps it to its end: a Reconfigure
+	// applies to the requests that start after it.
 	cfg      Config
+	live     atomic.Pointer[Config]
 	log      *slog.Logger
 	rp       *httputil.ReverseProxy
 	inflight atomic.Int64
@@ -153,7 +158,7 @@ func New(cfg Config) *Handler {
 		cfg.MetricsRoute = RouteDirect
 	}
 	h := &Handler{cfg: cfg, log: cfg.Logger}
-	h.clients.max = cfg.MaxInFlightPerClient
+	h.live.Store(&cfg)
 	h.replay.limit, h.replay.metrics = cfg.RetryBodyBudget, cfg.Metrics
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:        rewrite,
@@ -166,9 +171,20 @@ func New(cfg Config) *Handler {
 	return h
 }
 
+// Reconfigure makes the requests that start from now on use cfg; those in
+// flight finish with the config they started with. The counts of requests
+// in flight carry over to the new limits. Metrics, Tracer, Logger,
+// MetricsRoute, Relay and RetryBodyBudget stay as New set them.
+func (h *Handler) Reconfigure(cfg Config) {
+	cfg.Metrics, cfg.Tracer, cfg.Logger, cfg.MetricsRoute = h.cfg.Metrics, h.cfg.Tracer, h.cfg.Logger, h.cfg.MetricsRoute
+	cfg.Relay, cfg.RetryBodyBudget = h.cfg.Relay, h.cfg.RetryBodyBudget
+	h.live.Store(&cfg)
+}
+
 // exchange is what the handler learned about a request, carried in its
 // context to the ReverseProxy hooks.
 type exchange struct {
+	cfg       *Config // the handler's live config when the request started
 	provider  *provider.Provider
 	rest      provider.Path
 	target    Target
@@ -198,6 +214,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	sw := &statusWriter{ResponseWriter: w}
 	sw.Header().Set(HeaderRequestID, id)
+	cfg := h.live.Load()
 	var span trace.Span
 	if h.cfg.Tracer != nil {
 		r, span = h.startSpan(r)
@@ -226,37 +243,37 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.log.Info("request", attrs...)
 	}()
 
-	body = paceBody(w, r, pace{idle: h.cfg.BodyIdleTimeout, minRate: h.cfg.MinBodyRate})
+	body = paceBody(w, r, pace{idle: cfg.BodyIdleTimeout, minRate: cfg.MinBodyRate})
 	if body != nil {
 		// Deferred first so it runs last, once the request's slots are
 		// free: on HTTP/1 it bounds what the server reads of a body left
 		// unread (a refused request, say) by the body's pace.
 		defer body.Close()
 	}
-	if max := h.cfg.MaxInFlight; max > 0 {
-		defer h.inflight.Add(-1)
-		if h.inflight.Add(1) > int64(max) {
-			route = RouteRejected
-			(&provider.Error{Status: http.StatusServiceUnavailable, Code: "over_capacity",
-				Message: "this node is at its limit of " + strconv.Itoa(max) + " requests in flight; retry shortly"}).Write(sw, h.styleOf(r))
-			return
-		}
+	// Counted with or without a cap, so that a reload that sets one
+	// counts the requests already in flight.
+	defer h.inflight.Add(-1)
+	if n, max := h.inflight.Add(1), cfg.MaxInFlight; max > 0 && n > int64(max) {
+		route = RouteRejected
+		(&provider.Error{Status: http.StatusServiceUnavailable, Code: "over_capacity",
+			Message: "this node is at its limit of " + strconv.Itoa(max) + " requests in flight; retry shortly"}).Write(sw, cfg.styleOf(r))
+		return
 	}
-	release, ok := h.clients.acquire(r.RemoteAddr)
+	release, ok := h.clients.acquire(r.RemoteAddr, cfg.MaxInFlightPerClient)
 	if !ok {
 		route = RouteRejected
-		h.clients.refusal().Write(sw, h.styleOf(r))
+		clientRefusal(cfg.MaxInFlightPerClient).Write(sw, cfg.styleOf(r))
 		return
 	}
 	defer release()
-	ex, perr := h.admit(r)
+	ex, perr := h.admit(cfg, r)
 	if ex != nil {
 		name = ex.provider.Name
 		ex.body = body
 	}
 	if perr != nil {
 		route = RouteRejected
-		perr.Write(sw, h.styleOf(r))
+		perr.Write(sw, cfg.styleOf(r))
 		return
 	}
 	if ex.target.Route != "" {
@@ -264,7 +281,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if h.retries(ex) {
 		// Kept while it streams, for another try; released at the end.
-		if ex.replay = keepWhileStreaming(r, h.cfg.RetryBodyBytes, &h.replay); ex.replay != nil {
+		if ex.replay = keepWhileStreaming(r, cfg.RetryBodyBytes, &h.replay); ex.replay != nil {
 			defer ex.replay.close()
 		}
 	}
@@ -281,8 +298,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ctx = tunnel.WithTraceContext(ctx, traceContextOf(ctx))
 	}
 	var out http.ResponseWriter = sw
-	if h.cfg.SSEKeepalive > 0 && !h.cfg.Relay {
-		kw := newKeepaliveWriter(sw, h.cfg.SSEKeepalive)
+	if cfg.SSEKeepalive > 0 && !h.cfg.Relay {
+		kw := newKeepaliveWriter(sw, cfg.SSEKeepalive)
 		defer kw.stop()
 		out = kw
 	}
@@ -328,18 +345,18 @@ func clip(s string) string {
 
 // styleOf is the error shape for r: its provider's, even when the request
 // is malformed, else OpenAI's.
-func (h *Handler) styleOf(r *http.Request) provider.Style {
+func (c *Config) styleOf(r *http.Request) provider.Style {
 	name, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
-	if p, ok := h.cfg.Providers.Get(name); ok {
+	if p, ok := c.Providers.Get(name); ok {
 		return p.Style
 	}
 	return provider.StyleOpenAI
 }
 
 // admit validates r and routes it. Every refusal is a *provider.Error.
-func (h *Handler) admit(r *http.Request) (*exchange, *provider.Error) {
+func (h *Handler) admit(cfg *Config, r *http.Request) (*exchange, *provider.Error) {
 	// The head's size first: everything after may quote part of it.
-	if max := h.cfg.MaxHeaderBytes; max > 0 && headSize(r) > max {
+	if max := cfg.MaxHeaderBytes; max > 0 && headSize(r) > max {
 		return nil, &provider.Error{Status: http.StatusRequestHeaderFieldsTooLarge, Code: "header_too_large",
 			Message: "request headers exceed the limit of " + strconv.Itoa(max) + " bytes"}
 	}
@@ -367,12 +384,12 @@ func (h *Handler) admit(r *http.Request) (*exchange, *provider.Error) {
 	if !validQuery(r.URL.RawQuery) {
 		return nil, &provider.Error{Status: http.StatusBadRequest, Code: "bad_query", Message: "control characters or spaces in the query"}
 	}
-	p, ok := h.cfg.Providers.Get(name)
+	p, ok := cfg.Providers.Get(name)
 	if !ok {
 		return nil, &provider.Error{Status: http.StatusNotFound, Code: "unknown_provider",
-			Message: "unknown provider " + strconv.Quote(clip(name)) + "; this mesh serves " + strings.Join(h.cfg.Providers.Names(), ", ")}
+			Message: "unknown provider " + strconv.Quote(clip(name)) + "; this mesh serves " + strings.Join(cfg.Providers.Names(), ", ")}
 	}
-	ex := &exchange{provider: p, rest: rest}
+	ex := &exchange{cfg: cfg, provider: p, rest: rest}
 	if perr := h.authorize(r, ex); perr != nil {
 		return ex, perr
 	}
@@ -384,8 +401,8 @@ func (h *Handler) admit(r *http.Request) (*exchange, *provider.Error) {
 			r.Body = http.MaxBytesReader(nil, r.Body, p.MaxBodyBytes)
 		}
 	}
-	if h.cfg.Router != nil {
-		t, err := h.cfg.Router.Route(r, p)
+	if cfg.Router != nil {
+		t, err := cfg.Router.Route(r, p)
 		if err != nil {
 			var pe *provider.Error
 			if !errors.As(err, &pe) {
@@ -421,7 +438,7 @@ func (h *Handler) authorize(r *http.Request, ex *exchange) *provider.Error {
 			Message: "this mesh needs an access key for " + p.Name + ": send it as " + provider.KeySlot(p.Style)}
 	}
 	valid, granted := 0, 0
-	for _, k := range h.cfg.AccessKeys {
+	for _, k := range ex.cfg.AccessKeys {
 		// Compare with every key, in constant time, and look at every key's
 		// grant: no timing tells which key matched.
 		match := subtle.ConstantTimeCompare([]byte(key), []byte(k.Key))
@@ -498,10 +515,10 @@ func validQuery(q string) bool {
 // retries reports whether ex may be sent more than once, so its body must
 // be kept.
 func (h *Handler) retries(ex *exchange) bool {
-	if _, ok := h.cfg.Router.(Retrier); !ok || h.cfg.RetryBodyBytes <= 0 {
+	if _, ok := ex.cfg.Router.(Retrier); !ok || ex.cfg.RetryBodyBytes <= 0 {
 		return false
 	}
-	return ex.target.Tunnel || h.cfg.RegionReroute && ex.target.Route == RouteDirect
+	return ex.target.Tunnel || ex.cfg.RegionReroute && ex.target.Route == RouteDirect
 }
 
 // roundTrip sends the request to its target and, while nothing has reached
@@ -557,7 +574,7 @@ func (h *Handler) try(req *http.Request, ex *exchange) outcome {
 	// client unfiltered and the mesh's own headers would be cleared with them.
 	req = req.WithContext(withoutClientTrace{req.Context()})
 	sent := time.Now()
-	resp, err := h.transport(ex.target).RoundTrip(req)
+	resp, err := ex.cfg.transport(ex.target).RoundTrip(req)
 	if err != nil {
 		return outcome{err: err}
 	}
@@ -566,7 +583,7 @@ func (h *Handler) try(req *http.Request, ex *exchange) outcome {
 		resp.Body.Close()
 		return outcome{err: errUnexpectedUpgrade}
 	}
-	if h.cfg.RegionReroute && ex.target.Route == RouteDirect {
+	if ex.cfg.RegionReroute && ex.target.Route == RouteDirect {
 		refused, resp := peekRegionRefusal(resp, ex.provider)
 		return outcome{resp: resp, regionRefused: refused}
 	}
@@ -578,7 +595,7 @@ func (h *Handler) try(req *http.Request, ex *exchange) outcome {
 // accept the stream) or refused this node's region, within maxAttempts, and
 // while the client is still waiting.
 func (h *Handler) nextTarget(req *http.Request, ex *exchange, out outcome) (Target, bool) {
-	retrier, _ := h.cfg.Router.(Retrier)
+	retrier, _ := ex.cfg.Router.(Retrier)
 	if retrier == nil || ex.attempts >= maxAttempts || req.Context().Err() != nil {
 		return Target{}, false
 	}
@@ -615,11 +632,11 @@ func (c withoutClientTrace) Value(key any) any {
 	return v
 }
 
-func (h *Handler) transport(t Target) http.RoundTripper {
+func (c *Config) transport(t Target) http.RoundTripper {
 	if t.Transport != nil {
 		return t.Transport
 	}
-	return h.cfg.Transport
+	return c.Transport
 }
 
 // replay prepares req to be sent again to next, from its kept body.
