@@ -89,18 +89,19 @@ func startTwoHop(r *runner) ([]*process, string, error) {
 const (
 	// %[1]s: http.listen; %[2]s: the provider's URL.
 	directConfig = `node: {name: bench-direct, loc: US}
-http: {listen: "%[1]s"}
+http: {listen: "%[1]s", max_in_flight: 16384}
 gossip: {bind: "127.0.0.1:0", profile: local}
 drain_timeout: 1s
 providers:
   openai: {base_url: "%[2]s"}
 `
-	// %[1]s: gossip.bind; %[2]s: the provider's URL. tunnel.max_streams is
-	// raised above the 1000 streams of the largest phase, so the row
-	// measures the tunnel rather than its admission cap.
+	// %[1]s: gossip.bind; %[2]s: the provider's URL. tunnel.max_streams
+	// (and every node's http.max_in_flight) is raised above the 10,000
+	// streams of the idle phase, so the rows measure the nodes rather than
+	// their admission caps.
 	egressConfig = `node: {name: bench-egress, loc: US, hint: wnam}
-http: {listen: "127.0.0.1:0"}
-tunnel: {listen: "127.0.0.1:0", token: bench-token, max_streams: 4096}
+http: {listen: "127.0.0.1:0", max_in_flight: 16384}
+tunnel: {listen: "127.0.0.1:0", token: bench-token, max_streams: 16384}
 gossip: {bind: "%[1]s", profile: local}
 drain_timeout: 1s
 providers:
@@ -110,7 +111,7 @@ providers:
 	// ingress's own provider address is closed: a 200 can only have come
 	// through the tunnel.
 	ingressConfig = `node: {name: bench-ingress, loc: HK}
-http: {listen: "%[1]s"}
+http: {listen: "%[1]s", max_in_flight: 16384}
 tunnel: {token: bench-token, insecure: true}
 gossip: {bind: "127.0.0.3:0", profile: local, join: ["%[2]s"]}
 routing:

@@ -2,7 +2,7 @@
 // the Go floor on this machine and prints one table (package
 // internal/bench). Run it from the module's root:
 //
-//	go run ./internal/bench/cmd/bench [-quick] [-only ROW] [-log LEVEL] [-perf DIR] [-against DIR]
+//	go run ./internal/bench/cmd/bench [-quick] [-only ROW] [-idle N] [-log LEVEL] [-perf DIR] [-against DIR]
 //
 // BENCH_QUICK=1 is -quick: a smoke run of about 30 seconds.
 package main
@@ -38,6 +38,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	against := fs.String("against", "", "also measure the ingress and egress of the llmesh checkout in this directory (a git worktree of main, say), in the same run")
 	nodeLog := fs.String("log", "", "the llmesh nodes' log.level (default info: an access-log line per request, to a file)")
 	only := fs.String("only", "", "measure only DIRECT and the rows whose name contains this, e.g. tunnel")
+	idle := fs.Int("idle", 0, "idle streams held open at once in the idle phase (default 10000; 1000 with -quick)")
 	goCmd := fs.String("go", "go", "the go command that builds the binaries")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -52,5 +53,5 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if _, err := os.Stat(root + "/go.mod"); err != nil {
 		return fmt.Errorf("run from the module's root: %w", err)
 	}
-	return bench.Run(ctx, bench.Options{Quick: *quick, Go: *goCmd, Root: root, PerfDir: *perf, Against: *against, NodeLog: *nodeLog, Only: *only, Out: stdout, Log: stderr})
+	return bench.Run(ctx, bench.Options{Quick: *quick, Go: *goCmd, Root: root, PerfDir: *perf, Against: *against, NodeLog: *nodeLog, Only: *only, Idle: *idle, Out: stdout, Log: stderr})
 }
