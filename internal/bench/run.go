@@ -29,6 +29,7 @@ type Options struct {
 	Against string    // if set, another checkout of llmesh whose ingress and egress are measured too
 	NodeLog string    // the nodes' log.level; "" = their default, info (an access-log line per request)
 	Only    string    // if set, only DIRECT and the rows whose name contains it
+	Env     []string  // KEY=VALUE added to the environment of this checkout's nodes (GOGC, GOMEMLIMIT), not -against's
 	Idle    int       // if set, the idle streams of the idle phase (default 10,000; -quick 1000)
 	Out     io.Writer // the table
 	Log     io.Writer // progress
@@ -145,7 +146,7 @@ func Run(ctx context.Context, opts Options) error {
 	defer r.provider.Close()
 
 	var rows []row
-	for i, s := range setups(r.plan.bracket, label) {
+	for i, s := range setups(r.plan.bracket, label, opts.Env) {
 		if i > 0 && !strings.Contains(s.name, opts.Only) {
 			continue
 		}
