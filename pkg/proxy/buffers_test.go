@@ -126,3 +126,35 @@ func total(ns []int) (sum int) {
 	}
 	return sum
 }
+
+// TestResponseHeadBeyondReadBuffer: a provider's response head and body
+// larger than the provider connection's read buffer pass whole, on a
+// connection that is then reused.
+func TestResponseHeadBeyondReadBuffer(t *testing.T) {
+	long := strings.Repeat("v", 3*upstreamReadBuffer)
+	body := strings.Repeat("b", 5*upstreamReadBuffer)
+	u := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Long", long)
+		for i := range 40 {
+			w.Header().Set("X-Ratelimit-"+strconv.Itoa(i), "12345")
+		}
+		w.Write([]byte(body))
+	})
+	h := newHandler(t, Config{
+		Providers: provider.NewRegistry(newProvider(t, "p", u.URL, provider.StyleOpenAI, 1<<20)),
+		Router:    routeTo(Target{Route: "direct"}),
+	})
+	srv, client := front(t, h)
+	for range 3 {
+		resp, err := client.Get(srv.URL + "/p/v1/models")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		b.ReadFrom(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Long") != long || resp.Header.Get("X-Ratelimit-39") != "12345" || b.String() != body {
+			t.Fatalf("status %d, X-Long of %d bytes, body of %d bytes", resp.StatusCode, len(resp.Header.Get("X-Long")), b.Len())
+		}
+	}
+}

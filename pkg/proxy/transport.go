@@ -30,8 +30,17 @@ func NewTransport(dialTimeout, headerTimeout time.Duration) *http.Transport {
 		TLSHandshakeTimeout:   dialTimeout,
 		ResponseHeaderTimeout: headerTimeout,
 		ExpectContinueTimeout: time.Second,
+		// Each connection holds its read buffer for its life, busy or
+		// idle: 2 KiB, not 4, holds a provider's response head; longer
+		// heads and bodies read on (body reads of a copy buffer's size
+		// bypass it). The write buffer stays 4 KiB: a request's head
+		// and a small body leave in one write.
+		ReadBufferSize: upstreamReadBuffer,
 	}
 }
+
+// upstreamReadBuffer is the read buffer of each provider connection.
+const upstreamReadBuffer = 2 << 10
 
 // Copy buffers: the ReverseProxy holds one for as long as it copies a
 // response, so a stream open for an hour holds its buffer for an hour. The
