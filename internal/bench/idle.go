@@ -131,15 +131,3 @@ func perStream(base, now []int64, n int) []int64 {
 	}
 	return out
 }
-
-// kib formats sizes per stream in KiB, one per process, joined by " + ".
-func kib(sizes []int64) string {
-	if len(sizes) == 0 {
-		return none
-	}
-	parts := make([]string, len(sizes))
-	for i, s := range sizes {
-		parts[i] = fmt.Sprintf("%.1f", float64(s)/(1<<10))
-	}
-	return strings.Join(parts, " + ") + " KiB"
-}
