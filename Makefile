@@ -8,7 +8,7 @@ TOOL     := $(GO) tool -modfile=tools/go.mod
 # Packages whose tests run under the race detector (everything with goroutines).
 RACE_PKGS := ./pkg/... ./internal/...
 
-.PHONY: help build run demo test test-deploy compose-image compose-test test-tools screenshot chaos vet lint ci fuzz bench bench-table bench-micro bench-wan proto proto-check clean
+.PHONY: help build run demo test test-deploy compose-image compose-test test-tools screenshot chaos scale vet lint ci fuzz bench bench-table bench-micro bench-wan proto proto-check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -56,6 +56,10 @@ screenshot: ## save docs/status.png: the status page of a small in-process mesh,
 chaos: ## the long chaos tests: partition and heal in network namespaces (root), a 10-minute stream, kill -9, rolling restart, gossip dead-node times
 	LLMESH_CHAOS=1 $(GO) test -race -count=1 -timeout 30m -v -run 'TestProfileDeadTime' ./pkg/membership
 	LLMESH_CHAOS=1 $(GO) test -race -count=1 -timeout 30m -v -run 'TestPartitionHeals|TestTenMinuteStream|TestKill9MidStream|TestRollingRestart' ./e2e
+	$(MAKE) --no-print-directory scale
+
+scale: ## 100 in-process nodes on loopback (20 ingress, 80 egress, lan gossip): converge, route, 3 egress killed, 0 failed
+	LLMESH_SCALE=1 $(GO) test -count=1 -timeout 10m -v -run '^TestScale$$' ./e2e
 
 vet: ## go vet and gofmt (both modules)
 	$(GO) vet ./...

@@ -184,7 +184,13 @@ func (m *mesh) stop(name string) {
 // waitMembers waits until n sees each named node alive.
 func (m *mesh) waitMembers(n *node.Node, want ...string) {
 	m.t.Helper()
-	wait.For(m.t, 10*time.Second, func() error {
+	m.waitMembersWithin(n, 10*time.Second, want...)
+}
+
+// waitMembersWithin is waitMembers with a deadline of its own.
+func (m *mesh) waitMembersWithin(n *node.Node, d time.Duration, want ...string) {
+	m.t.Helper()
+	wait.For(m.t, d, func() error {
 		snap := n.Members()
 		for _, name := range want {
 			mem, ok := snap.Get(name)

@@ -7,6 +7,6 @@
 // The pieces are plain: latency samples and their quantiles (stats.go), CPU
 // time, peak RSS and CPU affinity read from /proc (proc.go), pinning
 // (affinity.go), the closed-loop, open-loop and streaming load (load.go),
-// the processes under test (setup.go), the run itself (run.go) and the
-// table (table.go).
+// the idle streams and the RSS each costs (idle.go), the processes under
+// test (setup.go), the run itself (run.go) and the table (table.go).
 package bench

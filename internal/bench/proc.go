@@ -61,6 +61,15 @@ func PeakRSS(pid int) (int64, error) {
 	return parseKB(v)
 }
 
+// RSS is the resident set size of pid in bytes (VmRSS).
+func RSS(pid int) (int64, error) {
+	v, err := statusField(pid, "VmRSS")
+	if err != nil {
+		return 0, err
+	}
+	return parseKB(v)
+}
+
 // ResetPeakRSS starts pid's VmHWM again from its current RSS (writing 5 to
 // clear_refs, Linux 4.0 and later).
 func ResetPeakRSS(pid int) error {

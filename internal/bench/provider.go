@@ -32,6 +32,7 @@ type provider struct {
 	replayed atomic.Int64
 	srv      *http.Server
 	served   chan struct{}
+	closing  chan struct{} // closed by Close: idle streams end
 }
 
 // recording is one recorded answer.
@@ -42,7 +43,7 @@ type recording struct {
 }
 
 func startProvider() (*provider, error) {
-	p := &provider{Provider: fakeprovider.New(), served: make(chan struct{})}
+	p := &provider{Provider: fakeprovider.New(), served: make(chan struct{}), closing: make(chan struct{})}
 	rec := httptest.NewRecorder()
 	p.Provider.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(chatBody)))
 	if rec.Code != http.StatusOK {
@@ -65,6 +66,10 @@ func startProvider() (*provider, error) {
 }
 
 func (p *provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if every, err := time.ParseDuration(r.Header.Get(headerIdle)); err == nil && every > 0 {
+		p.serveIdle(w, r, every)
+		return
+	}
 	if r.Header.Get(headerReplay) == "" {
 		p.Provider.ServeHTTP(w, r)
 		return
@@ -83,6 +88,7 @@ func (p *provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // Close stops the server and ends the streams still open.
 func (p *provider) Close() {
+	close(p.closing)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if err := p.srv.Shutdown(ctx); errors.Is(err, context.DeadlineExceeded) {

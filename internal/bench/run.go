@@ -29,6 +29,8 @@ type Options struct {
 	Against string    // if set, another checkout of llmesh whose ingress and egress are measured too
 	NodeLog string    // the nodes' log.level; "" = their default, info (an access-log line per request)
 	Only    string    // if set, only DIRECT and the rows whose name contains it
+	Env     []string  // KEY=VALUE added to the environment of this checkout's nodes (GOGC, GOMEMLIMIT), not -against's
+	Idle    int       // if set, the idle streams of the idle phase (default 10,000; -quick 1000)
 	Out     io.Writer // the table
 	Log     io.Writer // progress
 }
@@ -40,6 +42,7 @@ type plan struct {
 	rate           int // open-loop requests per second
 	open           time.Duration
 	streams        []streamPlan
+	idle           idlePlan
 	bracket        bool // run the floors again after llmesh
 }
 
@@ -55,6 +58,7 @@ func newPlan(quick bool) plan {
 				{n: 100, events: 5, delay: 100 * time.Millisecond, run: time.Second},
 				{n: 1000, events: 5, delay: 100 * time.Millisecond, run: time.Second},
 			},
+			idle: idlePlan{n: 1000, every: time.Second, settle: time.Second, opening: 256},
 		}
 	}
 	return plan{
@@ -64,11 +68,13 @@ func newPlan(quick bool) plan {
 			{n: 100, events: 20, delay: 100 * time.Millisecond, run: 3 * time.Second},
 			{n: 1000, events: 20, delay: 100 * time.Millisecond, run: 3 * time.Second},
 		},
+		idle:    idlePlan{n: 10000, every: 5 * time.Second, settle: 5 * time.Second, opening: 256},
 		bracket: true,
 	}
 }
 
-// maxConns is the most connections the load generator keeps to one setup.
+// maxConns is the most connections the load generator keeps to one setup
+// in the streaming phases (the idle phase has one per idle stream).
 const maxConns = 2048
 
 // runner holds what every row shares.
@@ -90,6 +96,7 @@ type row struct {
 	open      Summary
 	streams   []streamResult
 	rss       []int64
+	idle      []int64 // RSS per idle stream, per process
 	errors    int
 	proxied   bool
 	others    string // other processes' use of the two CPUs meanwhile
@@ -98,6 +105,9 @@ type row struct {
 // Run builds the binaries, measures every setup and prints the table.
 func Run(ctx context.Context, opts Options) error {
 	r := &runner{opts: opts, plan: newPlan(opts.Quick), loadCPU: -1, proxyCPU: -1}
+	if opts.Idle > 0 {
+		r.plan.idle.n = opts.Idle
+	}
 	dir, err := os.MkdirTemp("", "llmesh-bench-")
 	if err != nil {
 		return err
@@ -119,8 +129,16 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	if err := raiseFileLimit(4 * maxConns); err != nil {
+	// Each idle stream holds a connection to the proxy and one from it,
+	// here (the fake provider) or in a proxy process, which inherits the
+	// limit.
+	limit, err := raiseFileLimit(uint64(2*max(maxConns, r.plan.idle.n) + fileMargin))
+	if err != nil {
 		return err
+	}
+	if fit := (int(limit) - fileMargin) / 2; fit < r.plan.idle.n {
+		r.logf("the open-file limit is %d: %d idle streams instead of %d (raise ulimit -Hn, or run with CAP_SYS_RESOURCE, for more)", limit, fit, r.plan.idle.n)
+		r.plan.idle.n = fit
 	}
 	if r.provider, err = startProvider(); err != nil {
 		return err
@@ -128,7 +146,7 @@ func Run(ctx context.Context, opts Options) error {
 	defer r.provider.Close()
 
 	var rows []row
-	for i, s := range setups(r.plan.bracket, label) {
+	for i, s := range setups(r.plan.bracket, label, opts.Env) {
 		if i > 0 && !strings.Contains(s.name, opts.Only) {
 			continue
 		}
@@ -199,19 +217,31 @@ func cpuModel() string {
 	return "unknown CPU"
 }
 
-// raiseFileLimit makes sure this process, and the proxies that inherit its
-// limit, may open want descriptors. Setting the limit explicitly also stops
-// Go from restoring the original soft limit in children.
-func raiseFileLimit(want uint64) error {
+// fileMargin is the descriptors a process needs besides its connections
+// of the largest phase: listeners, gossip, logs, the other phases' leftovers.
+const fileMargin = 512
+
+// raiseFileLimit raises this process's open-file limit, which the proxies
+// inherit, to want, or as close as the hard limit allows when it cannot
+// raise that (without CAP_SYS_RESOURCE), and returns the limit it set.
+// Setting it explicitly also stops Go from restoring the original soft
+// limit in children.
+func raiseFileLimit(want uint64) (uint64, error) {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return err
+		return 0, err
 	}
 	if lim.Max < want && lim.Max != unix.RLIM_INFINITY {
-		return fmt.Errorf("the open-file limit is %d, the 1000-stream phase needs %d: raise it (ulimit -Hn)", lim.Max, want)
+		raised := syscall.Rlimit{Cur: want, Max: want}
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &raised); err == nil {
+			return want, nil
+		}
 	}
 	lim.Cur = lim.Max
-	return syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	if lim.Cur < 2*maxConns+fileMargin {
+		return 0, fmt.Errorf("the open-file limit is %d, the 1000-stream phase needs %d: raise it (ulimit -Hn)", lim.Cur, 2*maxConns+fileMargin)
+	}
+	return min(lim.Cur, want), syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
 }
 
 // measure runs every phase against one setup.
@@ -247,7 +277,66 @@ func (r *runner) measure(ctx context.Context, s setup) (res row, err error) {
 		return res, err
 	}
 	res.others = others()
+	if len(procs) > 0 {
+		for _, p := range procs {
+			p.stop()
+		}
+		if err := r.idlePhase(ctx, s, &res); err != nil {
+			return res, err
+		}
+	}
 	return res, ctx.Err()
+}
+
+// idlePhase starts the setup's processes again, so that nothing the other
+// phases left behind is counted or reused, and measures their RSS growth
+// per idle stream.
+func (r *runner) idlePhase(ctx context.Context, s setup, res *row) error {
+	ip := r.plan.idle
+	r.logf("%s: %d idle streams, a byte every %v, RSS read %v after the last opened", s.name, ip.n, ip.every, ip.settle)
+	procs, base, err := s.start(r)
+	defer func() {
+		for _, p := range procs {
+			p.stop()
+		}
+	}()
+	if err != nil {
+		return err
+	}
+	url := base + s.path
+	client := newClient(ip.n)
+	defer client.CloseIdleConnections()
+	if err := waitReady(ctx, func(ctx context.Context) error { return chat(ctx, client, url, false) }); err != nil {
+		return err
+	}
+	before, err := rss(procs)
+	if err != nil {
+		return err
+	}
+	var now []int64
+	busy := r.busy()
+	failed := idleStreams(ctx, client, url, ip, func() { now, err = rss(procs) })
+	busy()
+	r.provider.Reset()
+	if err != nil || now == nil {
+		return errors.Join(errors.New("idle streams: RSS not read"), err, ctx.Err())
+	}
+	res.idle = perStream(before, now, ip.n)
+	res.errors += failed
+	return nil
+}
+
+// rss is each process's resident set size.
+func rss(procs []*process) ([]int64, error) {
+	out := make([]int64, len(procs))
+	for i, p := range procs {
+		v, err := RSS(p.cmd.Process.Pid)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = v
+	}
+	return out, nil
 }
 
 // closedPhase measures CPU per request and requests per second.
@@ -407,7 +496,8 @@ func (r *runner) print(rows []row, machine string) error {
 	for _, sp := range r.plan.streams {
 		t.Header = append(t.Header, fmt.Sprintf("TTFB p50 / p99, %d streams", sp.n), fmt.Sprintf("max gap, %d streams", sp.n))
 	}
-	t.Header = append(t.Header, fmt.Sprintf("peak RSS, %d streams", r.plan.streams[len(r.plan.streams)-1].n), "errors", "others' CPU")
+	t.Header = append(t.Header, fmt.Sprintf("peak RSS, %d streams", r.plan.streams[len(r.plan.streams)-1].n),
+		fmt.Sprintf("RSS per idle stream, %d", r.plan.idle.n), "errors", "others' CPU")
 	ref := rows[0].open // DIRECT
 	for _, res := range rows {
 		cells := []string{res.name, none, fmt.Sprintf("%.0f", res.rps)}
@@ -420,7 +510,7 @@ func (r *runner) print(rows []row, machine string) error {
 		for _, sr := range res.streams {
 			cells = append(cells, millis(sr.TTFB.P50)+" / "+millis(sr.TTFB.P99), millis(sr.MaxGap))
 		}
-		cells = append(cells, mib(res.rss), fmt.Sprint(res.errors), res.others)
+		cells = append(cells, mib(res.rss), kib(res.idle), fmt.Sprint(res.errors), res.others)
 		t.Rows = append(t.Rows, cells)
 	}
 	out := r.opts.Out
@@ -433,6 +523,7 @@ func (r *runner) print(rows []row, machine string) error {
 	fmt.Fprintf(out, "CPU/req and req/s: %d closed-loop clients for %v (after %v of warm-up), non-streamed chat completions; CPU is utime+stime of every proxy process.\n", p.workers, p.closed, p.warmup)
 	fmt.Fprintf(out, "added pN: open loop, %d requests/s for %v, latency from each request's scheduled send time; DIRECT's row is absolute, the others are minus DIRECT's.\n", p.rate, p.open)
 	fmt.Fprintf(out, "streams: SSE of %d events %v apart, each client opening the next as one ends, measured for %v after a %v ramp; TTFB = request sent → response head; gap includes the nominal %v.\n", sp.events, sp.delay, sp.run, sp.length(), sp.delay)
+	fmt.Fprintf(out, "idle streams: %d SSE streams open at once on processes started afresh, each sent an event, then 2 bytes every %v; RSS growth (VmRSS) from before the first to %v after the last opened, divided by %[1]d.\n", p.idle.n, p.idle.every, p.idle.settle)
 	var procs []string
 	for _, res := range rows {
 		procs = append(procs, res.procs...)

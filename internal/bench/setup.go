@@ -23,9 +23,15 @@ type setup struct {
 }
 
 // setups are the rows in the order they run. against names a second build
-// of llmesh ("" = none), measured after the first. The floors run again
-// after llmesh when bracket is set, so drift during the run shows.
-func setups(bracket bool, against string) []setup {
+// of llmesh ("" = none), measured after the first. env is added to the
+// environment of this checkout's nodes (not the other build's), and named
+// in their rows. The floors run again after llmesh when bracket is set, so
+// drift during the run shows.
+func setups(bracket bool, against string, env []string) []setup {
+	suffix := ""
+	if len(env) > 0 {
+		suffix = " (" + strings.Join(env, " ") + ")"
+	}
 	direct := setup{"DIRECT (no proxy)", "/v1/chat/completions", func(r *runner) ([]*process, string, error) {
 		return nil, r.provider.URL, nil
 	}}
@@ -33,13 +39,13 @@ func setups(bracket bool, against string) []setup {
 	twoHop := setup{"two-hop floor", "/v1/chat/completions", startTwoHop}
 	list := []setup{
 		direct, floor, twoHop,
-		{"llmesh direct", "/openai/v1/chat/completions", startDirect(".")},
-		{"llmesh tunnel", "/openai/v1/chat/completions", startTunnel(".")},
+		{"llmesh direct" + suffix, "/openai/v1/chat/completions", startDirect(".", env)},
+		{"llmesh tunnel" + suffix, "/openai/v1/chat/completions", startTunnel(".", env)},
 	}
 	if against != "" {
 		list = append(list,
-			setup{"llmesh direct (" + against + ")", "/openai/v1/chat/completions", startDirect(againstDir)},
-			setup{"llmesh tunnel (" + against + ")", "/openai/v1/chat/completions", startTunnel(againstDir)},
+			setup{"llmesh direct (" + against + ")", "/openai/v1/chat/completions", startDirect(againstDir, nil)},
+			setup{"llmesh tunnel (" + against + ")", "/openai/v1/chat/completions", startTunnel(againstDir, nil)},
 		)
 	}
 	if bracket {
@@ -89,18 +95,19 @@ func startTwoHop(r *runner) ([]*process, string, error) {
 const (
 	// %[1]s: http.listen; %[2]s: the provider's URL.
 	directConfig = `node: {name: bench-direct, loc: US}
-http: {listen: "%[1]s"}
+http: {listen: "%[1]s", max_in_flight: 16384}
 gossip: {bind: "127.0.0.1:0", profile: local}
 drain_timeout: 1s
 providers:
   openai: {base_url: "%[2]s"}
 `
-	// %[1]s: gossip.bind; %[2]s: the provider's URL. tunnel.max_streams is
-	// raised above the 1000 streams of the largest phase, so the row
-	// measures the tunnel rather than its admission cap.
+	// %[1]s: gossip.bind; %[2]s: the provider's URL. tunnel.max_streams
+	// (and every node's http.max_in_flight) is raised above the 10,000
+	// streams of the idle phase, so the rows measure the nodes rather than
+	// their admission caps.
 	egressConfig = `node: {name: bench-egress, loc: US, hint: wnam}
-http: {listen: "127.0.0.1:0"}
-tunnel: {listen: "127.0.0.1:0", token: bench-token, max_streams: 4096}
+http: {listen: "127.0.0.1:0", max_in_flight: 16384}
+tunnel: {listen: "127.0.0.1:0", token: bench-token, max_streams: 16384}
 gossip: {bind: "%[1]s", profile: local}
 drain_timeout: 1s
 providers:
@@ -110,7 +117,7 @@ providers:
 	// ingress's own provider address is closed: a 200 can only have come
 	// through the tunnel.
 	ingressConfig = `node: {name: bench-ingress, loc: HK}
-http: {listen: "%[1]s"}
+http: {listen: "%[1]s", max_in_flight: 16384}
 tunnel: {token: bench-token, insecure: true}
 gossip: {bind: "127.0.0.3:0", profile: local, join: ["%[2]s"]}
 routing:
@@ -126,7 +133,7 @@ providers:
 const againstDir = "against"
 
 // startDirect runs an ingress built into bin, a directory of the run's.
-func startDirect(bin string) func(r *runner) ([]*process, string, error) {
+func startDirect(bin string, env []string) func(r *runner) ([]*process, string, error) {
 	return func(r *runner) ([]*process, string, error) {
 		addr, err := freeAddr("127.0.0.1")
 		if err != nil {
@@ -136,7 +143,7 @@ func startDirect(bin string) func(r *runner) ([]*process, string, error) {
 		if err != nil {
 			return nil, "", err
 		}
-		p, err := r.start("ingress", filepath.Join(bin, "ingress"), "-config", cfg)
+		p, err := r.startEnv("ingress", filepath.Join(bin, "ingress"), env, "-config", cfg)
 		if err != nil {
 			return nil, "", err
 		}
@@ -146,7 +153,7 @@ func startDirect(bin string) func(r *runner) ([]*process, string, error) {
 
 // startTunnel runs an egress, then an ingress that joins it, both built
 // into bin.
-func startTunnel(bin string) func(r *runner) ([]*process, string, error) {
+func startTunnel(bin string, env []string) func(r *runner) ([]*process, string, error) {
 	return func(r *runner) ([]*process, string, error) {
 		gossip, err := freeAddr("127.0.0.2")
 		if err != nil {
@@ -160,7 +167,7 @@ func startTunnel(bin string) func(r *runner) ([]*process, string, error) {
 		if err != nil {
 			return nil, "", err
 		}
-		egress, err := r.start("egress", filepath.Join(bin, "egress"), "-config", cfg)
+		egress, err := r.startEnv("egress", filepath.Join(bin, "egress"), env, "-config", cfg)
 		if err != nil {
 			return nil, "", err
 		}
@@ -171,7 +178,7 @@ func startTunnel(bin string) func(r *runner) ([]*process, string, error) {
 		if cfg, err = r.writeConfig("ingress.yaml", fmt.Sprintf(ingressConfig, addr, gossip)); err != nil {
 			return procs, "", err
 		}
-		ingress, err := r.start("ingress-tunnel", filepath.Join(bin, "ingress"), "-config", cfg)
+		ingress, err := r.startEnv("ingress-tunnel", filepath.Join(bin, "ingress"), env, "-config", cfg)
 		if err != nil {
 			return procs, "", err
 		}
@@ -222,6 +229,11 @@ func (r *runner) writeConfig(name, text string) (string, error) {
 
 // start runs the built command bin with args on the proxies' CPU.
 func (r *runner) start(name, bin string, args ...string) (*process, error) {
+	return r.startEnv(name, bin, nil, args...)
+}
+
+// startEnv is start with env added to the inherited environment.
+func (r *runner) startEnv(name, bin string, env []string, args ...string) (*process, error) {
 	p := &process{name: name, log: filepath.Join(r.dir, name+".log"), exited: make(chan struct{})}
 	out, err := os.Create(p.log)
 	if err != nil {
@@ -230,6 +242,9 @@ func (r *runner) start(name, bin string, args ...string) (*process, error) {
 	defer out.Close() // the child has its own descriptor
 	p.cmd = exec.Command(filepath.Join(r.dir, bin), args...)
 	p.cmd.Stdout, p.cmd.Stderr = out, out
+	if len(env) > 0 {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	if err := StartOn(p.cmd, r.proxyCPU); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}

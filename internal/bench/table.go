@@ -69,13 +69,18 @@ func added(d, ref time.Duration) string {
 }
 
 // mib formats sizes in MiB, one per process, joined by " + ".
-func mib(sizes []int64) string {
+func mib(sizes []int64) string { return perProcess(sizes, 1<<20, "%.0f", " MiB") }
+
+// kib formats sizes in KiB to a tenth, one per process, joined by " + ".
+func kib(sizes []int64) string { return perProcess(sizes, 1<<10, "%.1f", " KiB") }
+
+func perProcess(sizes []int64, unit float64, format, suffix string) string {
 	if len(sizes) == 0 {
 		return none
 	}
 	parts := make([]string, len(sizes))
 	for i, s := range sizes {
-		parts[i] = fmt.Sprintf("%.0f", float64(s)/(1<<20))
+		parts[i] = fmt.Sprintf(format, float64(s)/unit)
 	}
-	return strings.Join(parts, " + ") + " MiB"
+	return strings.Join(parts, " + ") + suffix
 }

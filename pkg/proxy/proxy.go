@@ -165,7 +165,6 @@ func New(cfg Config) *Handler {
 		Transport:      roundTripperFunc(h.roundTrip),
 		ModifyResponse: modifyResponse,
 		ErrorHandler:   h.handleError,
-		BufferPool:     copyBuffers,
 		ErrorLog:       slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
 	}
 	return h
@@ -197,6 +196,10 @@ type exchange struct {
 	// nextHopWait is how long the last attempt that got a response head
 	// waited for it (from the egress or the provider); 0: none did.
 	nextHopWait time.Duration
+	// rp is the handler's ReverseProxy with this exchange's buffers, sized
+	// by the response (in the exchange's allocation, not one of its own).
+	rp      httputil.ReverseProxy
+	buffers exchangeBuffers
 }
 
 type exchangeKey struct{}
@@ -311,7 +314,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// (golang/go#68560: "invalid concurrent Body.Read call").
 		defer r.Body.Close()
 	}
-	h.rp.ServeHTTP(out, r.WithContext(context.WithValue(ctx, exchangeKey{}, ex)))
+	ex.rp = *h.rp
+	ex.rp.BufferPool = &ex.buffers
+	ex.rp.ServeHTTP(out, r.WithContext(context.WithValue(ctx, exchangeKey{}, ex)))
 }
 
 // chosen is the target that served the request (the last one tried);
@@ -734,6 +739,7 @@ func modifyResponse(resp *http.Response) error {
 	}
 	if ex != nil {
 		setRouteHeaders(h, ex.target)
+		ex.buffers.contentLength = resp.ContentLength
 	}
 	if ct := h.Get("Content-Type"); strings.HasPrefix(ct, "text/event-stream") {
 		h.Set("X-Accel-Buffering", "no") // an nginx in front must not buffer SSE

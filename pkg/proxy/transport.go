@@ -30,25 +30,87 @@ func NewTransport(dialTimeout, headerTimeout time.Duration) *http.Transport {
 		TLSHandshakeTimeout:   dialTimeout,
 		ResponseHeaderTimeout: headerTimeout,
 		ExpectContinueTimeout: time.Second,
+		// Each connection holds its read buffer for its life, busy or
+		// idle: 2 KiB, not 4, holds a provider's response head; longer
+		// heads and bodies read on (body reads of a copy buffer's size
+		// bypass it). The write buffer stays 4 KiB: a request's head
+		// and a small body leave in one write.
+		ReadBufferSize: upstreamReadBuffer,
 	}
 }
 
-// copyBufferSize suits SSE, where each read is an event of a few hundred
-// bytes: a small buffer keeps memory per long-lived stream low.
-const copyBufferSize = 8 << 10
+// upstreamReadBuffer is the read buffer of each provider connection.
+const upstreamReadBuffer = 2 << 10
 
-type bufferPool struct{ p sync.Pool }
+// Copy buffers: the ReverseProxy holds one for as long as it copies a
+// response, so a stream open for an hour holds its buffer for an hour. The
+// size is picked per response, once its head is known (see bufferFor):
+// small for streams, whose reads are events of a few hundred bytes, large
+// for long bodies, whose bytes then cross in fewer reads and writes.
+const (
+	streamBufferSize = 4 << 10  // unknown length: SSE and other streams
+	copyBufferSize   = 8 << 10  // known length, short
+	bulkBufferSize   = 32 << 10 // known length of bulkBufferSize or more
+)
+
+// bufferPool holds copy buffers of one size.
+type bufferPool struct {
+	size int
+	p    sync.Pool
+}
 
 func (b *bufferPool) Get() []byte {
 	if v, ok := b.p.Get().(*[]byte); ok {
 		return *v
 	}
-	return make([]byte, copyBufferSize)
+	return make([]byte, b.size)
 }
 
 func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 
-var copyBuffers = &bufferPool{}
+var (
+	streamBuffers = &bufferPool{size: streamBufferSize}
+	copyBuffers   = &bufferPool{size: copyBufferSize}
+	bulkBuffers   = &bufferPool{size: bulkBufferSize}
+)
+
+// bufferFor is the pool of the copy buffer for a response of this length
+// (-1: unknown, as a stream's).
+func bufferFor(contentLength int64) *bufferPool {
+	switch {
+	case contentLength < 0:
+		return streamBuffers
+	case contentLength >= bulkBufferSize:
+		return bulkBuffers
+	default:
+		return copyBuffers
+	}
+}
+
+// poolOf is the pool a buffer of this length came from.
+func poolOf(buf []byte) *bufferPool {
+	switch len(buf) {
+	case streamBufferSize:
+		return streamBuffers
+	case bulkBufferSize:
+		return bulkBuffers
+	default:
+		return copyBuffers
+	}
+}
+
+// exchangeBuffers is the ReverseProxy's BufferPool for one exchange: Get
+// is called once the response head is in (ModifyResponse has run), so it
+// can pick the buffer's size by the response.
+type exchangeBuffers struct{ contentLength int64 }
+
+func (b *exchangeBuffers) Get() []byte { return bufferFor(b.contentLength).Get() }
+
+func (b *exchangeBuffers) Put(buf []byte) {
+	if p := poolOf(buf); len(buf) == p.size {
+		p.Put(buf)
+	}
+}
 
 // statusWriter remembers the status and size of a response for logs and
 // metrics. Unwrap keeps http.ResponseController (flush, full duplex) working.

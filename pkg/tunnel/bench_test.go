@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"runtime"
 	"testing"
 )
 
@@ -81,4 +82,41 @@ func BenchmarkTunnelUpload1MiB(b *testing.B) {
 	for b.Loop() {
 		roundTrip(b, c, http.MethodPost, body)
 	}
+}
+
+// BenchmarkIdleConnMemory reports what an idle tunnel connection holds,
+// both ends together, after one exchange: an egress keeps one per ingress
+// and an ingress one per egress of its hints, busy or not (B/conn: heap and
+// stacks, after a GC).
+func BenchmarkIdleConnMemory(b *testing.B) {
+	const conns = 200
+	_, addr := startEgress(b, ServerConfig{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Write([]byte(`{"ok":true}`))
+	})})
+	inUse := func() uint64 {
+		runtime.GC()
+		runtime.GC() // and what sync.Pools kept through the first
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapInuse + ms.StackInuse
+	}
+	var perConn float64
+	for b.Loop() {
+		before := inUse()
+		cs := make([]*Conn, conns)
+		for i := range cs {
+			c, err := Dial("egress-1", addr, DialConfig{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			cs[i] = c
+			roundTrip(b, c, http.MethodPost, []byte(`{}`))
+		}
+		perConn = float64(inUse()-before) / conns
+		for _, c := range cs {
+			c.Close()
+		}
+	}
+	b.ReportMetric(perConn, "B/conn")
 }

@@ -314,10 +314,10 @@ func TestPoolSyncIndexesNotDraining(t *testing.T) {
 	}
 }
 
-// BenchmarkPoolPick: routing cost per request with 3, 100 and 1000 live
+// BenchmarkPoolPick: routing cost per request with 3, 60, 100 and 1000 live
 // egress nodes of the wanted hint, and as many of other hints.
 func BenchmarkPoolPick(b *testing.B) {
-	for _, n := range []int{3, 100, 1000} {
+	for _, n := range []int{3, 60, 100, 1000} {
 		b.Run(strconv.Itoa(n), func(b *testing.B) {
 			byHint := map[string]*hintConns{"wnam": {}, "weur": {}}
 			byHint["wnam"].warm.Store(true) // no dialling in the loop

@@ -2,7 +2,7 @@
 // the Go floor on this machine and prints one table (package
 // internal/bench). Run it from the module's root:
 //
-//	go run ./internal/bench/cmd/bench [-quick] [-only ROW] [-log LEVEL] [-perf DIR] [-against DIR]
+//	go run ./internal/bench/cmd/bench [-quick] [-only ROW] [-idle N] [-env KEY=VALUE] [-log LEVEL] [-perf DIR] [-against DIR]
 //
 // BENCH_QUICK=1 is -quick: a smoke run of about 30 seconds.
 package main
@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/llmesh/llmesh/internal/bench"
@@ -38,6 +39,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	against := fs.String("against", "", "also measure the ingress and egress of the llmesh checkout in this directory (a git worktree of main, say), in the same run")
 	nodeLog := fs.String("log", "", "the llmesh nodes' log.level (default info: an access-log line per request, to a file)")
 	only := fs.String("only", "", "measure only DIRECT and the rows whose name contains this, e.g. tunnel")
+	var env envList
+	fs.Var(&env, "env", "KEY=VALUE for the environment of this checkout's nodes, not -against's (repeat it), e.g. GOMEMLIMIT=48MiB; with -against . it measures a runtime setting against none, in one run")
+	idle := fs.Int("idle", 0, "idle streams held open at once in the idle phase (default 10000; 1000 with -quick)")
 	goCmd := fs.String("go", "go", "the go command that builds the binaries")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -52,5 +56,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if _, err := os.Stat(root + "/go.mod"); err != nil {
 		return fmt.Errorf("run from the module's root: %w", err)
 	}
-	return bench.Run(ctx, bench.Options{Quick: *quick, Go: *goCmd, Root: root, PerfDir: *perf, Against: *against, NodeLog: *nodeLog, Only: *only, Out: stdout, Log: stderr})
+	return bench.Run(ctx, bench.Options{Quick: *quick, Go: *goCmd, Root: root, PerfDir: *perf, Against: *against, NodeLog: *nodeLog, Only: *only, Env: env, Idle: *idle, Out: stdout, Log: stderr})
+}
+
+// envList collects repeated -env flags.
+type envList []string
+
+func (e *envList) String() string { return strings.Join(*e, " ") }
+
+func (e *envList) Set(v string) error {
+	if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+		return fmt.Errorf("want KEY=VALUE, got %q", v)
+	}
+	*e = append(*e, v)
+	return nil
 }
