@@ -135,7 +135,7 @@ func (n *Node) serveHealth(w http.ResponseWriter, r *http.Request) {
 		Hint:      n.cfg.Node.Hint,
 		Version:   version.Version,
 		Uptime:    time.Since(n.started).Round(time.Second).String(),
-		Members:   len(n.members.Snapshot().Alive()),
+		Members:   len(n.Members().Alive()),
 		Tunnel:    n.meta.Tunnel,
 	}
 	status := http.StatusOK
@@ -198,7 +198,7 @@ func (n *Node) serveMembers(w http.ResponseWriter, r *http.Request) {
 		(&provider.Error{Status: http.StatusBadRequest, Code: "bad_filter", Message: err.Error()}).Write(w, provider.StyleOpenAI)
 		return
 	}
-	resp := MembersResponse{Node: n.localInfo(), Members: memberInfos(n.members.Snapshot(), filter)}
+	resp := MembersResponse{Node: n.localInfo(), Members: memberInfos(n.Members(), filter)}
 	writeCompactJSON(w, http.StatusOK, resp)
 }
 

@@ -43,6 +43,10 @@ type Node struct {
 	log     *slog.Logger
 	metrics *metrics.Metrics
 	members *membership.Membership
+	// applied is the last snapshot onMembers gave the tunnel pool: what
+	// Members() and /members show, so that a member listed alive is one
+	// requests can be routed to.
+	applied atomic.Pointer[membership.Snapshot]
 	meta    membership.Meta
 	started time.Time
 
@@ -378,11 +382,10 @@ func (n *Node) onMembers(s *membership.Snapshot) {
 				Lazy: n.eager != nil && !n.eager(m.Hint)})
 		}
 	}
-	// The pool first: Members() already shows this snapshot, and requests
-	// should find its egress nodes as soon as they can.
 	if n.pool != nil {
 		n.pool.Sync(eps)
 	}
+	n.applied.Store(s)
 	n.metrics.SetMembers(seen)
 }
 
@@ -402,8 +405,15 @@ func (n *Node) Name() string { return n.cfg.Node.Name }
 // it (see Apply). It is shared: change a copy.
 func (n *Node) Config() *config.Runtime { return n.live.Load() }
 
-// Members is the node's current view of the mesh.
-func (n *Node) Members() *membership.Snapshot { return n.members.Snapshot() }
+// Members is the node's current view of the mesh: the last snapshot its
+// tunnel pool applied, so an egress it lists alive is one a request can be
+// routed to (memberlist's newest snapshot can be a moment ahead of it).
+func (n *Node) Members() *membership.Snapshot {
+	if s := n.applied.Load(); s != nil {
+		return s
+	}
+	return n.members.Snapshot()
+}
 
 // Err reports a listener that failed after Start.
 func (n *Node) Err() <-chan error { return n.serveErr }
