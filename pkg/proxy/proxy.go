@@ -236,14 +236,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		total := time.Since(start)
 		h.observe(name, route, chosen, measure(start, total, sw, ex, body, r))
-		attrs := []any{"id", clip(id), "method", clip(r.Method), "provider", name, "route", route,
-			"egress", chosen.Egress, "reason", chosen.Reason, "attempts", ex.tries(), "status", sw.code(), "bytes", sw.bytes,
-			"duration", total.Round(time.Millisecond)}
+		traceID := ""
 		if span != nil {
-			attrs = append(attrs, "trace_id", span.SpanContext().TraceID().String())
+			traceID = span.SpanContext().TraceID().String()
 			endSpan(span, name, route, chosen, ex.tries(), sw.code())
 		}
-		h.log.Info("request", attrs...)
+		h.logRequest(r, id, name, route, chosen, ex.tries(), sw, total, traceID)
 	}()
 
 	body = paceBody(w, r, pace{idle: cfg.BodyIdleTimeout, minRate: cfg.MinBodyRate})
@@ -317,6 +315,28 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex.rp = *h.rp
 	ex.rp.BufferPool = &ex.buffers
 	ex.rp.ServeHTTP(out, r.WithContext(context.WithValue(ctx, exchangeKey{}, ex)))
+}
+
+// logRequest writes the access-log line of a request: typed attributes,
+// built only when the line is written (no boxing of each value, no
+// per-request slice of them when the level is above info).
+// traceID, when not empty, is the request's trace.
+func (h *Handler) logRequest(r *http.Request, id, name string, route Route, chosen Target, attempts int, sw *statusWriter, took time.Duration, traceID string) {
+	ctx := r.Context()
+	if !h.log.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	attrs := [...]slog.Attr{
+		slog.String("id", clip(id)), slog.String("method", clip(r.Method)), slog.String("provider", name),
+		slog.String("route", string(route)), slog.String("egress", chosen.Egress), slog.String("reason", string(chosen.Reason)),
+		slog.Int("attempts", attempts), slog.Int("status", sw.code()), slog.Int64("bytes", sw.bytes),
+		slog.Duration("duration", took.Round(time.Millisecond)), slog.String("trace_id", traceID),
+	}
+	n := len(attrs)
+	if traceID == "" {
+		n-- // no trace: no field
+	}
+	h.log.LogAttrs(ctx, slog.LevelInfo, "request", attrs[:n]...)
 }
 
 // chosen is the target that served the request (the last one tried);
