@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -598,6 +599,9 @@ func (h *Handler) try(req *http.Request, ex *exchange) outcome {
 	// them): forwarded by the ReverseProxy, a 103's headers would reach the
 	// client unfiltered and the mesh's own headers would be cleared with them.
 	req = req.WithContext(withoutClientTrace{req.Context()})
+	if err := readSmallBody(req); err != nil {
+		return outcome{err: err}
+	}
 	sent := time.Now()
 	resp, err := ex.cfg.transport(ex.target).RoundTrip(req)
 	if err != nil {
@@ -613,6 +617,37 @@ func (h *Handler) try(req *http.Request, ex *exchange) outcome {
 		return outcome{resp: resp, regionRefused: refused}
 	}
 	return outcome{resp: resp}
+}
+
+// SmallBody is the largest request body of known length that is read whole
+// before its round trip. In memory, it leaves with its head: in one write to
+// the provider (Go's transport flushes a head alone before a body it cannot
+// tell is in memory, golang/go#22088), and in one frame through the tunnel,
+// with no goroutine to stream it.
+const SmallBody = 16 << 10
+
+// readSmallBody puts req's body in memory when it is small, of known length,
+// and not already there. req is the try's own shallow copy; its body, read to
+// its end, stays consumed (a later try reads the kept copy, see replay).
+func readSmallBody(req *http.Request) error {
+	n := req.ContentLength
+	if n <= 0 || n > SmallBody || req.Body == nil || req.Body == http.NoBody {
+		return nil
+	}
+	// One byte more than declared: reading to the end of the body lets the
+	// server see it complete (Go's HTTP/1 server then watches the connection
+	// for a hang-up, and the body's pace stops).
+	buf := make([]byte, n+1)
+	m, err := io.ReadFull(req.Body, buf)
+	switch {
+	case int64(m) == n && errors.Is(err, io.ErrUnexpectedEOF):
+	case err == nil || errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("request body: %d bytes where Content-Length said %d: %w", m, n, io.ErrUnexpectedEOF)
+	default:
+		return fmt.Errorf("request body: %w", err)
+	}
+	req.Body = io.NopCloser(bytes.NewReader(buf[:n]))
+	return nil
 }
 
 // nextTarget decides whether and where a request goes again after out:
