@@ -7,7 +7,6 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -634,19 +633,13 @@ func readSmallBody(req *http.Request) error {
 	if n <= 0 || n > SmallBody || req.Body == nil || req.Body == http.NoBody {
 		return nil
 	}
-	// One byte more than declared: reading to the end of the body lets the
-	// server see it complete (Go's HTTP/1 server then watches the connection
-	// for a hang-up, and the body's pace stops).
-	buf := make([]byte, n+1)
-	m, err := io.ReadFull(req.Body, buf)
-	switch {
-	case int64(m) == n && errors.Is(err, io.ErrUnexpectedEOF):
-	case err == nil || errors.Is(err, io.ErrUnexpectedEOF):
-		return fmt.Errorf("request body: %d bytes where Content-Length said %d: %w", m, n, io.ErrUnexpectedEOF)
-	default:
-		return fmt.Errorf("request body: %w", err)
+	// Read to its end: the server then sees the body complete (Go's HTTP/1
+	// server watches the connection for a hang-up, the body's pace stops).
+	body, err := tunnel.ReadWhole(req.Body, n)
+	if err != nil {
+		return err
 	}
-	req.Body = io.NopCloser(bytes.NewReader(buf[:n]))
+	req.Body = io.NopCloser(bytes.NewReader(body))
 	return nil
 }
 

@@ -42,6 +42,14 @@ func chunkFrame(p []byte) *tunnelv1.Frame {
 	return &f.frame
 }
 
+func requestFrame(h *tunnelv1.RequestHead) *tunnelv1.Frame {
+	return &tunnelv1.Frame{Kind: &tunnelv1.Frame_Request{Request: h}}
+}
+
+// endInHeadKey is the stream header by which an egress says it reads a
+// whole request in its head (RequestHead.end).
+const endInHeadKey = "llmesh-end-in-head"
+
 func finalFrame(trailers []*tunnelv1.Header) *tunnelv1.Frame {
 	return &tunnelv1.Frame{Kind: &tunnelv1.Frame_End{End: &tunnelv1.End{Trailers: trailers}}}
 }

@@ -170,7 +170,7 @@ func (s *Server) Exchange(stream tunnelv1.Tunnel_ExchangeServer) (err error) {
 	defer s.inflight.Add(-1)
 	// Send headers now: until it sees them, the client buffers the request
 	// body for a transparent retry.
-	if err := stream.SendHeader(metadata.MD{}); err != nil {
+	if err := stream.SendHeader(acceptHeader); err != nil {
 		return err
 	}
 	f, err := stream.Recv()
@@ -188,11 +188,17 @@ func (s *Server) Exchange(stream tunnelv1.Tunnel_ExchangeServer) (err error) {
 	if err != nil {
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
-	pr, pw := io.Pipe()
-	defer pr.CloseWithError(errExchangeDone)
-	go receiveBody(stream, pw)
-	if head.ContentLength != 0 {
-		req.Body = pr
+	switch {
+	case head.End:
+		// The whole body came in the head: no goroutine, no pipe.
+		setWholeBody(req, head.Body)
+	default:
+		pr, pw := io.Pipe()
+		defer pr.CloseWithError(errExchangeDone)
+		go receiveBody(stream, pw)
+		if head.ContentLength != 0 {
+			req.Body = pr
+		}
 	}
 
 	// The last moment to learn that the ingress gave up on this exchange
@@ -202,7 +208,7 @@ func (s *Server) Exchange(stream tunnelv1.Tunnel_ExchangeServer) (err error) {
 	if err := ctx.Err(); err != nil {
 		return status.FromContextError(err).Err()
 	}
-	w := &streamWriter{stream: stream, header: make(http.Header)}
+	w := &streamWriter{stream: stream, header: make(http.Header), endInHead: head.ResponseEnd}
 	if aborted := s.serve(w, req); aborted {
 		return status.Error(codes.Aborted, "upstream response broke off")
 	}
@@ -212,7 +218,24 @@ func (s *Server) Exchange(stream tunnelv1.Tunnel_ExchangeServer) (err error) {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
-	return stream.Send(finalFrame(encodeHeader(w.trailers())))
+	return w.end()
+}
+
+// acceptHeader is the stream header an egress sends as it accepts an
+// exchange: it reads whole requests in their heads. Shared and never
+// written to (grpc-go keeps it as the stream's header).
+var acceptHeader = metadata.MD{endInHeadKey: []string{"1"}}
+
+// setWholeBody makes b, received whole, req's body. GetBody says to the
+// proxy that the body is in memory: it cannot stall, and needs no pace.
+func setWholeBody(req *http.Request, b []byte) {
+	req.ContentLength = int64(len(b))
+	if len(b) == 0 {
+		req.Body = http.NoBody
+		return
+	}
+	req.Body = io.NopCloser(bytes.NewReader(b))
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
 }
 
 var errExchangeDone = errors.New("tunnel: exchange finished")
@@ -339,12 +362,17 @@ func receiveBody(stream tunnelv1.Tunnel_ExchangeServer, pw *io.PipeWriter) {
 }
 
 // streamWriter is the http.ResponseWriter of a tunnelled exchange: each
-// Write goes out at once as body frames, so SSE is never held back.
+// Write goes out at once as body frames, so SSE is never held back. A small
+// response of known length (at most FrameSize) to an ingress that reads it
+// whole is held instead, and sent in one frame when the handler returns.
 type streamWriter struct {
 	stream      tunnelv1.Tunnel_ExchangeServer
 	header      http.Header
 	wroteHeader bool
 	err         error
+	endInHead   bool // the ingress reads a whole response in its head
+
+	held *tunnelv1.ResponseHead // the head not sent yet, with the body so far
 }
 
 func (w *streamWriter) Header() http.Header { return w.header }
@@ -361,9 +389,14 @@ func (w *streamWriter) WriteHeader(code int) {
 			delete(h, k)
 		}
 	}
-	w.err = w.stream.Send(&tunnelv1.Frame{Kind: &tunnelv1.Frame_Response{Response: &tunnelv1.ResponseHead{
-		Format: Format, Status: int32(code), Headers: encodeHeader(h),
-	}}})
+	head := &tunnelv1.ResponseHead{Format: Format, Status: int32(code), Headers: encodeHeader(h)}
+	if w.endInHead {
+		if n := contentLength(h); n >= 0 && n <= FrameSize {
+			w.held = head
+			return
+		}
+	}
+	w.err = w.stream.Send(&tunnelv1.Frame{Kind: &tunnelv1.Frame_Response{Response: head}})
 }
 
 func (w *streamWriter) Write(p []byte) (int, error) {
@@ -372,6 +405,17 @@ func (w *streamWriter) Write(p []byte) (int, error) {
 	}
 	if w.err != nil || len(p) == 0 {
 		return 0, w.err
+	}
+	if w.held != nil {
+		if len(w.held.Body)+len(p) <= FrameSize {
+			// A copy: p is the caller's, and the frame is sent later.
+			w.held.Body = append(w.held.Body, p...)
+			return len(p), nil
+		}
+		w.release()
+		if w.err != nil {
+			return 0, w.err
+		}
 	}
 	// p is the caller's (the proxy's pooled copy buffer) and grpc-go may
 	// read a message after Send returns: the frames point into one copy of
@@ -387,9 +431,39 @@ func (w *streamWriter) Write(p []byte) (int, error) {
 	return written, w.err
 }
 
+// release sends a held head and the body held with it, as a head frame and
+// a body frame: the response turned out larger than it said, or is flushed.
+func (w *streamWriter) release() {
+	head := w.held
+	w.held = nil
+	body := head.Body
+	head.Body = nil
+	w.err = w.stream.Send(&tunnelv1.Frame{Kind: &tunnelv1.Frame_Response{Response: head}})
+	if w.err == nil && len(body) > 0 {
+		w.err = w.stream.Send(chunkFrame(body))
+	}
+}
+
+// end finishes a response the handler completed: a held one in a single
+// frame, else with End and the trailers.
+func (w *streamWriter) end() error {
+	trailers := encodeHeader(w.trailers())
+	if head := w.held; head != nil {
+		w.held = nil
+		head.End, head.Trailers = true, trailers
+		return w.stream.Send(&tunnelv1.Frame{Kind: &tunnelv1.Frame_Response{Response: head}})
+	}
+	return w.stream.Send(finalFrame(trailers))
+}
+
 // FlushError makes http.ResponseController flushes succeed: every Write is
-// already on the wire.
-func (w *streamWriter) FlushError() error { return w.err }
+// already on the wire, and a held response is sent.
+func (w *streamWriter) FlushError() error {
+	if w.held != nil && w.err == nil {
+		w.release()
+	}
+	return w.err
+}
 
 // trailers collects trailer values the handler set, announced ones and
 // those under http.TrailerPrefix.
