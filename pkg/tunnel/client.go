@@ -75,7 +75,7 @@ type Conn struct {
 	inflight atomic.Int64
 	retired  atomic.Bool
 	// endInHead: the egress said it reads a whole request in its head
-	// (see wholeExchange); learnt from its stream headers.
+	// (see wholeBody); learnt from its stream headers.
 	endInHead atomic.Bool
 	close     sync.Once
 	// Passive ejection after refusals: count in a row, and until when.

@@ -10,6 +10,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -117,6 +118,11 @@ func (s *Server) GRPCServer() *grpc.Server {
 		grpc.InitialWindowSize(streamWindow),
 		grpc.InitialConnWindowSize(connWindow),
 		grpc.Creds(s.handshakeCreds()),
+		// Exchanges run on long-lived workers whose stacks have grown to
+		// the proxy's depth, not on a fresh goroutine that grows its stack
+		// (copying it) on each exchange; a stream that finds every worker
+		// busy gets its own goroutine, as without the option.
+		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
 	}
 	g := grpc.NewServer(append(opts, s.cfg.serverOptions...)...)
 	tunnelv1.RegisterTunnelServer(g, s)
