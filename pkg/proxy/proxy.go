@@ -598,8 +598,10 @@ func (h *Handler) try(req *http.Request, ex *exchange) outcome {
 	// them): forwarded by the ReverseProxy, a 103's headers would reach the
 	// client unfiltered and the mesh's own headers would be cleared with them.
 	req = req.WithContext(withoutClientTrace{req.Context()})
-	if err := readSmallBody(req); err != nil {
-		return outcome{err: err}
+	if !ex.target.Tunnel { // the tunnel reads a small body whole itself
+		if err := readSmallBody(req); err != nil {
+			return outcome{err: err}
+		}
 	}
 	sent := time.Now()
 	resp, err := ex.cfg.transport(ex.target).RoundTrip(req)
@@ -623,7 +625,7 @@ func (h *Handler) try(req *http.Request, ex *exchange) outcome {
 // the provider (Go's transport flushes a head alone before a body it cannot
 // tell is in memory, golang/go#22088), and in one frame through the tunnel,
 // with no goroutine to stream it.
-const SmallBody = 16 << 10
+const SmallBody = tunnel.WholeBody
 
 // readSmallBody puts req's body in memory when it is small, of known length,
 // and not already there. req is the try's own shallow copy; its body, read to

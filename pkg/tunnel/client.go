@@ -458,14 +458,14 @@ func (c *Conn) exchange(ctx context.Context, bodyLength int64) (tunnelv1.Tunnel_
 }
 
 // wholeBody reads req's body when it is small enough to travel with its
-// head (at most FrameSize, of known length; from the proxy it is already in
-// memory). whole is false for a body that streams.
+// head (at most WholeBody, of known length). whole is false for a body that
+// streams.
 func wholeBody(req *http.Request) (whole bool, body []byte, err error) {
 	if req.Body == nil || req.Body == http.NoBody {
 		return true, nil, nil
 	}
 	n := req.ContentLength
-	if n <= 0 || n > FrameSize {
+	if n <= 0 || n > WholeBody {
 		return false, nil, nil
 	}
 	defer req.Body.Close()

@@ -14,6 +14,11 @@ import (
 // per-message cost.
 const FrameSize = 32 << 10
 
+// WholeBody is the largest body of known length that travels in its head's
+// frame (see RequestHead.end and ResponseHead.end in the proto): most chat
+// requests and non-streamed answers fit.
+const WholeBody = 16 << 10
+
 // Format is the wire format this side writes and the only one it reads
 // (RequestHead.format, ResponseHead.format; see proto/llmesh/tunnel/v1/tunnel.proto).
 const Format = 1

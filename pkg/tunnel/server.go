@@ -369,7 +369,7 @@ func receiveBody(stream tunnelv1.Tunnel_ExchangeServer, pw *io.PipeWriter) {
 
 // streamWriter is the http.ResponseWriter of a tunnelled exchange: each
 // Write goes out at once as body frames, so SSE is never held back. A small
-// response of known length (at most FrameSize) to an ingress that reads it
+// response of known length (at most WholeBody) to an ingress that reads it
 // whole is held instead, and sent in one frame when the handler returns.
 type streamWriter struct {
 	stream      tunnelv1.Tunnel_ExchangeServer
@@ -397,7 +397,8 @@ func (w *streamWriter) WriteHeader(code int) {
 	}
 	head := &tunnelv1.ResponseHead{Format: Format, Status: int32(code), Headers: encodeHeader(h)}
 	if w.endInHead {
-		if n := contentLength(h); n >= 0 && n <= FrameSize {
+		if n := contentLength(h); n >= 0 && n <= WholeBody {
+			head.Body = make([]byte, 0, n)
 			w.held = head
 			return
 		}
@@ -413,7 +414,7 @@ func (w *streamWriter) Write(p []byte) (int, error) {
 		return 0, w.err
 	}
 	if w.held != nil {
-		if len(w.held.Body)+len(p) <= FrameSize {
+		if len(w.held.Body)+len(p) <= WholeBody {
 			// A copy: p is the caller's, and the frame is sent later.
 			w.held.Body = append(w.held.Body, p...)
 			return len(p), nil

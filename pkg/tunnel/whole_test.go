@@ -96,16 +96,17 @@ func TestWholeExchangeInOneFrame(t *testing.T) {
 }
 
 // A response held to be sent whole goes out when the handler flushes, and
-// one larger than a frame streams.
+// one that grows past WholeBody streams.
 func TestHeldResponseFlushes(t *testing.T) {
 	checkLeaks(t)
 	release := make(chan struct{})
-	large := strings.Repeat("y", FrameSize+1)
+	large := strings.Repeat("y", WholeBody+1)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/p/large" {
-			w.Header().Set("Content-Length", strconv.Itoa(FrameSize))
-			w.Write([]byte(large[:FrameSize/2]))
-			w.Write([]byte(large[FrameSize/2 : FrameSize]))
+			// Declared within WholeBody, written past it.
+			w.Header().Set("Content-Length", strconv.Itoa(WholeBody/2))
+			w.Write([]byte(large[:WholeBody/2]))
+			w.Write([]byte(large[WholeBody/2:]))
 			return
 		}
 		w.Header().Set("Content-Length", "5")
@@ -137,7 +138,7 @@ func TestHeldResponseFlushes(t *testing.T) {
 	}
 	b, err = io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if err != nil || !bytes.Equal(b, []byte(large[:FrameSize])) {
+	if err != nil || !bytes.Equal(b, []byte(large)) {
 		t.Fatalf("%d bytes, %v", len(b), err)
 	}
 }
