@@ -312,9 +312,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// (golang/go#68560: "invalid concurrent Body.Read call").
 		defer r.Body.Close()
 	}
+	req := r.WithContext(context.WithValue(ctx, exchangeKey{}, ex))
+	if h.cfg.Relay {
+		h.relay(out, req)
+		return
+	}
 	ex.rp = *h.rp
 	ex.rp.BufferPool = &ex.buffers
-	ex.rp.ServeHTTP(out, r.WithContext(context.WithValue(ctx, exchangeKey{}, ex)))
+	ex.rp.ServeHTTP(out, req)
 }
 
 // logRequest writes the access-log line of a request: typed attributes,
@@ -759,15 +764,19 @@ func (e errReader) Read([]byte) (int, error) {
 }
 
 // rewrite builds the upstream request from configured parts only.
-func rewrite(pr *httputil.ProxyRequest) {
-	ex := exchangeFrom(pr.In.Context())
-	pr.Out.URL = upstreamURL(ex, ex.target, pr.In.URL.RawQuery)
-	pr.Out.Host = ""
-	provider.CleanRequestHeader(pr.Out.Header)
+func rewrite(pr *httputil.ProxyRequest) { rewriteRequest(pr.Out, pr.In) }
+
+// rewriteRequest makes out, a copy of in (or in itself, see relay), the
+// upstream request.
+func rewriteRequest(out, in *http.Request) {
+	ex := exchangeFrom(in.Context())
+	out.URL = upstreamURL(ex, ex.target, in.URL.RawQuery)
+	out.Host = ""
+	provider.CleanRequestHeader(out.Header)
 	if ex.injectKey {
-		pr.Out.URL.RawQuery = provider.StripCredentials(pr.Out.Header, pr.Out.URL.RawQuery)
+		out.URL.RawQuery = provider.StripCredentials(out.Header, out.URL.RawQuery)
 		if !ex.target.Tunnel {
-			ex.provider.Inject(pr.Out.Header)
+			ex.provider.Inject(out.Header)
 		}
 	}
 }
