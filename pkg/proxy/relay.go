@@ -27,7 +27,7 @@ func (h *Handler) relay(w http.ResponseWriter, req *http.Request) {
 		req.Body = noCloseBody{req.Body}
 	}
 	req.Close = false
-	req.RequestURI = "" // a client request must not carry one
+	req.RequestURI = ""      // a client request must not carry one
 	rewriteRequest(req, req) // the query as the client sent it, as on the ingress
 	if _, ok := req.Header["User-Agent"]; !ok {
 		req.Header.Set("User-Agent", "") // not Go's own
