@@ -118,7 +118,7 @@ type RequestHead struct {
 	// The ingress checked the client's access key and removed every
 	// credential: the egress injects its own configured provider key.
 	InjectKey bool `protobuf:"varint,8,opt,name=inject_key,json=injectKey,proto3" json:"inject_key,omitempty"`
-	// end: the whole request body is `body` (at most 32 KiB; empty for none),
+	// end: the whole request body is `body` (at most 16 KiB; empty for none),
 	// and no Body or End frame follows. Sent only to an egress that announced
 	// it reads it (see "Whole exchanges in one frame" above).
 	Body []byte `protobuf:"bytes,12,opt,name=body,proto3" json:"body,omitempty"`
@@ -248,7 +248,7 @@ type ResponseHead struct {
 	Format  uint32                 `protobuf:"varint,3,opt,name=format,proto3" json:"format,omitempty"` // 1
 	Status  int32                  `protobuf:"varint,1,opt,name=status,proto3" json:"status,omitempty"`
 	Headers []*Header              `protobuf:"bytes,2,rep,name=headers,proto3" json:"headers,omitempty"`
-	// end: the whole response body is `body` (at most 32 KiB), its trailers
+	// end: the whole response body is `body` (at most 16 KiB), its trailers
 	// are `trailers`, and no Body or End frame follows. Sent only to an
 	// ingress that set RequestHead.response_end.
 	Body          []byte    `protobuf:"bytes,4,opt,name=body,proto3" json:"body,omitempty"`
