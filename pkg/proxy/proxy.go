@@ -602,7 +602,9 @@ func (h *Handler) try(req *http.Request, ex *exchange) outcome {
 	// The mesh drops 1xx responses on both paths (the tunnel never carries
 	// them): forwarded by the ReverseProxy, a 103's headers would reach the
 	// client unfiltered and the mesh's own headers would be cleared with them.
-	req = req.WithContext(withoutClientTrace{req.Context()})
+	if !h.cfg.Relay { // the relay installs no trace
+		req = req.WithContext(withoutClientTrace{req.Context()})
+	}
 	if !ex.target.Tunnel { // the tunnel reads a small body whole itself
 		if err := readSmallBody(req); err != nil {
 			return outcome{err: err}

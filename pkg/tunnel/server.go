@@ -278,20 +278,18 @@ func (s *Server) buildRequest(ctx context.Context, head *tunnelv1.RequestHead) (
 	if err != nil {
 		return nil, fmt.Errorf("invalid path")
 	}
-	h := make(http.Header, len(head.Headers))
 	for _, kv := range head.Headers {
 		if !httpguts.ValidHeaderFieldName(kv.GetName()) {
 			return nil, fmt.Errorf("invalid header name")
 		}
 		for _, b := range kv.Values {
 			// obs-text (bytes 0x80-0xFF) is allowed, as Go's server allows it.
-			v := stringOf(b)
-			if !httpguts.ValidHeaderFieldValue(v) {
+			if !httpguts.ValidHeaderFieldValue(stringOf(b)) {
 				return nil, fmt.Errorf("invalid value for header %s", kv.Name)
 			}
-			h.Add(kv.Name, v)
 		}
 	}
+	h := decodeHeader(head.Headers)
 	contentLength := head.ContentLength
 	if contentLength < 0 {
 		contentLength = -1 // the one "unknown" value net/http knows
@@ -389,15 +387,10 @@ func (w *streamWriter) WriteHeader(code int) {
 		return
 	}
 	w.wroteHeader = true
-	h := w.header.Clone()
-	for k := range h {
-		if strings.HasPrefix(k, http.TrailerPrefix) {
-			delete(h, k)
-		}
-	}
-	head := &tunnelv1.ResponseHead{Format: Format, Status: int32(code), Headers: encodeHeader(h)}
+	// Encoded now: the handler may change its header map later (trailers).
+	head := &tunnelv1.ResponseHead{Format: Format, Status: int32(code), Headers: encodeHeader(w.header)}
 	if w.endInHead {
-		if n := contentLength(h); n >= 0 && n <= WholeBody {
+		if n := contentLength(w.header); n >= 0 && n <= WholeBody {
 			head.Body = make([]byte, 0, n)
 			w.held = head
 			return

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -204,5 +205,33 @@ func TestWholeResponseToAnOlderIngress(t *testing.T) {
 		if rh := f.GetResponse(); rh.GetEnd() != newer || newer != (string(rh.GetBody()) == "hello") {
 			t.Errorf("response_end %v: the first frame %v", newer, f)
 		}
+	}
+}
+
+// decodeHeader reads headers as http.Header.Add would have: canonical names,
+// values of a repeated name in order, nothing for nil entries or no values.
+func TestDecodeHeader(t *testing.T) {
+	hv := func(name string, values ...string) *tunnelv1.Header {
+		h := &tunnelv1.Header{Name: name}
+		for _, v := range values {
+			h.Values = append(h.Values, []byte(v))
+		}
+		return h
+	}
+	got := decodeHeader([]*tunnelv1.Header{
+		hv("x-one", "1"), nil, hv("X-Two", "a", "b"), hv("x-two", "c"), hv("X-None"), hv("X-One", "2"),
+	})
+	want := http.Header{"X-One": {"1", "2"}, "X-Two": {"a", "b", "c"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	// Appending to one name must not write over another's values.
+	got["X-Two"] = append(got["X-Two"], "d")
+	if !reflect.DeepEqual(got["X-One"], []string{"1", "2"}) {
+		t.Errorf("X-One became %v", got["X-One"])
+	}
+	// Trailer declarations under http.TrailerPrefix are not sent as headers.
+	if enc := encodeHeader(http.Header{"A": {"1"}, http.TrailerPrefix + "B": {"2"}}); len(enc) != 1 || enc[0].Name != "A" {
+		t.Errorf("encoded %v", enc)
 	}
 }
