@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -59,27 +60,32 @@ func (c countingConn) Write(p []byte) (int, error) {
 }
 
 // A small body that stops arriving gets 408, and the provider never hears
-// of the request: nothing is sent until the whole body is in.
+// of the request: nothing is sent until the whole body is in. On HTTP/1.1
+// and h2c.
 func TestSmallBodyStalled(t *testing.T) {
 	checkLeaks(t)
-	called := make(chan struct{}, 1)
-	up := upstream(t, func(w http.ResponseWriter, r *http.Request) { called <- struct{}{} })
-	p := newProvider(t, "anthropic", up.URL, provider.StyleAnthropic, 0)
-	h := newHandler(t, Config{Providers: provider.NewRegistry(p), BodyIdleTimeout: 200 * time.Millisecond, MinBodyRate: 1})
-	srv, client := front(t, h)
-	srv.Config.ErrorLog = quietLog()
-	resp, err := stalledClient(t, client, srv.URL+"/anthropic/v1/messages", 1000, 999)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusRequestTimeout || resp.Header.Get("X-Mesh-Error") != "request_body_timeout" {
-		t.Fatalf("status %d %q", resp.StatusCode, resp.Header.Get("X-Mesh-Error"))
-	}
-	select {
-	case <-called:
-		t.Error("the provider was called with an incomplete small body")
-	default:
+	for name, serve := range map[string]func(testing.TB, http.Handler) (*httptest.Server, *http.Client){"HTTP/1.1": front, "h2c": h2cFront} {
+		t.Run(name, func(t *testing.T) {
+			called := make(chan struct{}, 1)
+			up := upstream(t, func(w http.ResponseWriter, r *http.Request) { called <- struct{}{} })
+			p := newProvider(t, "anthropic", up.URL, provider.StyleAnthropic, 0)
+			h := newHandler(t, Config{Providers: provider.NewRegistry(p), BodyIdleTimeout: 200 * time.Millisecond, MinBodyRate: 1})
+			srv, client := serve(t, h)
+			srv.Config.ErrorLog = quietLog()
+			resp, err := stalledClient(t, client, srv.URL+"/anthropic/v1/messages", 1000, 999)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusRequestTimeout || resp.Header.Get("X-Mesh-Error") != "request_body_timeout" {
+				t.Fatalf("status %d %q", resp.StatusCode, resp.Header.Get("X-Mesh-Error"))
+			}
+			select {
+			case <-called:
+				t.Error("the provider was called with an incomplete small body")
+			default:
+			}
+		})
 	}
 }
 
