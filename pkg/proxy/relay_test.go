@@ -77,3 +77,27 @@ func TestRelay(t *testing.T) {
 		t.Fatalf("rest %q, %v", rest, err)
 	}
 }
+
+// A small answer of known length is sent whole through the tunnel, so one
+// that breaks off before its end never reached the ingress: the client gets
+// a clean 502, not a truncated body.
+func TestTunnelledShortAnswer(t *testing.T) {
+	checkLeaks(t)
+	up := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "10")
+		w.Write([]byte("hello"))
+		http.NewResponseController(w).Flush()
+		panic(http.ErrAbortHandler)
+	})
+	up.Config.ErrorLog = quietLog()
+	m := newMeshPair(t, up.URL, 0)
+	resp, err := m.client.Get(m.ingress.URL + "/openai/v1/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway || resp.Header.Get("X-Mesh-Error") != "upstream_unreachable" {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("%d %q: %q", resp.StatusCode, resp.Header.Get("X-Mesh-Error"), b)
+	}
+}
