@@ -187,8 +187,10 @@ func (c *Conn) accepted(stream tunnelv1.Tunnel_ExchangeClient) bool {
 	if md == nil {
 		return false
 	}
-	if !c.endInHead.Load() && slices.Contains(md.Get(endInHeadKey), "1") {
-		c.endInHead.Store(true)
+	// Every answer counts, not only the first: an egress replaced at the
+	// same address by an older version stops getting whole requests.
+	if reads := slices.Contains(md.Get(endInHeadKey), "1"); reads != c.endInHead.Load() {
+		c.endInHead.Store(reads)
 	}
 	return true
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -150,10 +151,17 @@ func TestHeldResponseFlushes(t *testing.T) {
 type recordingEgress struct {
 	tunnelv1.UnimplementedTunnelServer
 	got chan []*tunnelv1.Frame
+	// announce, when set, says whether this exchange's headers announce
+	// whole requests, as a newer egress's do.
+	announce func() bool
 }
 
 func (e recordingEgress) Exchange(stream tunnelv1.Tunnel_ExchangeServer) error {
-	if err := stream.SendHeader(metadata.MD{}); err != nil {
+	md := metadata.MD{}
+	if e.announce != nil && e.announce() {
+		md = acceptHeader
+	}
+	if err := stream.SendHeader(md); err != nil {
 		return err
 	}
 	var got []*tunnelv1.Frame
@@ -185,6 +193,23 @@ func TestWholeRequestToAnOlderEgress(t *testing.T) {
 		got := recv(t, e.got, 5*time.Second, "the frames")
 		if len(got) != 3 || got[0].GetRequest().GetEnd() || string(got[1].GetBody()) != "hello" || got[2].GetEnd() == nil {
 			t.Errorf("exchange %d: the egress got %v", i, got)
+		}
+	}
+}
+
+// An egress replaced by an older version at the same address stops getting
+// whole requests from the next exchange on.
+func TestWholeRequestAfterADowngrade(t *testing.T) {
+	checkLeaks(t)
+	var n atomic.Int64
+	e := recordingEgress{got: make(chan []*tunnelv1.Frame, 1), announce: func() bool { return n.Add(1) == 1 }}
+	g := grpc.NewServer()
+	tunnelv1.RegisterTunnelServer(g, e)
+	c := dialEgress(t, serveGRPC(t, g), DialConfig{})
+	for i, want := range []int{3, 1, 3} { // unknown, announced, no longer announced
+		exchange(t, c, "hello")
+		if got := recv(t, e.got, 5*time.Second, "the frames"); len(got) != want {
+			t.Errorf("exchange %d: %d frames, want %d", i, len(got), want)
 		}
 	}
 }
