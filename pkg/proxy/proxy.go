@@ -605,12 +605,14 @@ func (h *Handler) try(req *http.Request, ex *exchange) outcome {
 	if !h.cfg.Relay { // the relay installs no trace
 		req = req.WithContext(withoutClientTrace{req.Context()})
 	}
+	// The next hop's wait includes sending it the body (see measure), and
+	// so reading a small one whole first.
+	sent := time.Now()
 	if !ex.target.Tunnel { // the tunnel reads a small body whole itself
 		if err := readSmallBody(req); err != nil {
 			return outcome{err: err}
 		}
 	}
-	sent := time.Now()
 	resp, err := ex.cfg.transport(ex.target).RoundTrip(req)
 	if err != nil {
 		return outcome{err: err}
