@@ -8,7 +8,7 @@ TOOL     := $(GO) tool -modfile=tools/go.mod
 # Packages whose tests run under the race detector (everything with goroutines).
 RACE_PKGS := ./pkg/... ./internal/...
 
-.PHONY: help build run demo test test-deploy compose-image compose-test test-tools screenshot chaos scale vet lint ci fuzz bench bench-table bench-micro bench-wan proto proto-check clean
+.PHONY: help build run demo test allocs test-deploy compose-image compose-test test-tools screenshot chaos scale vet lint ci fuzz bench bench-table bench-micro bench-wan proto proto-check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -22,8 +22,9 @@ run: ## start one ingress on 127.0.0.1:8080 with built-in defaults (direct proxy
 demo: build ## start a local mesh (2 ingress, 2 wnam egress, fake provider) and print what to try
 	./deploy/demo/demo.sh
 
-test: vet ## vet, then the whole suite with the race detector and short fuzz runs, and the deploy module's tests
+test: vet ## vet, then the whole suite with the race detector, the allocation checks and short fuzz runs, and the deploy module's tests
 	$(GO) test -race -count=1 -timeout 15m ./...
+	$(MAKE) --no-print-directory allocs
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME) SLOW_FUZZTIME=$(TEST_FUZZTIME_SLOW)
 	$(MAKE) --no-print-directory test-deploy
 
@@ -52,6 +53,11 @@ test-tools: ## install chromium and promtool for the tests that skip without the
 
 screenshot: ## save docs/status.png: the status page of a small in-process mesh, in headless chromium
 	LLMESH_STATUS_SCREENSHOT=docs/status.png $(GO) test -count=1 -run '^TestStatusPage$$' ./e2e
+
+# The allocation checks (TestAllocs*) build without -race only: the race
+# detector allocates on its own.
+allocs: ## the allocation checks of the hot paths (allocations per request, without -race)
+	$(GO) test -count=1 -run '^TestAllocs' ./pkg/proxy ./pkg/tunnel
 
 chaos: ## the long chaos tests: partition and heal in network namespaces (root), a 10-minute stream, kill -9, rolling restart, gossip dead-node times
 	LLMESH_CHAOS=1 $(GO) test -race -count=1 -timeout 30m -v -run 'TestProfileDeadTime' ./pkg/membership

@@ -94,7 +94,9 @@ func Run(ctx context.Context, r role.Role, args []string, stdout, stderr io.Writ
 	}
 	level := new(slog.LevelVar)
 	level.Set(cfg.SlogLevel())
-	return node.Run(ctx, cfg, NewLogger(stderr, cfg.Log.Format, level), node.Options{Level: level}, reload)
+	logs := newLogWriter(stderr)
+	defer logs.Close()
+	return node.Run(ctx, cfg, NewLogger(logs, cfg.Log.Format, level), node.Options{Level: level}, reload)
 }
 
 // NewLogger returns the node's logger, text or JSON (format), at level,

@@ -17,7 +17,7 @@ import (
 
 // benchProxy serves a proxy for provider "p" at up and returns its URL and
 // a client; everything is loopback HTTP/1.1 with keep-alive.
-func benchProxy(b *testing.B, up http.HandlerFunc, edits ...func(*Config)) (string, *http.Client) {
+func benchProxy(b testing.TB, up http.HandlerFunc, edits ...func(*Config)) (string, *http.Client) {
 	b.Helper()
 	u := upstream(b, up)
 	cfg := Config{
@@ -27,7 +27,7 @@ func benchProxy(b *testing.B, up http.HandlerFunc, edits ...func(*Config)) (stri
 		Metrics: metrics.New("ingress", "bench"),
 		// The node's defaults (http.body_idle_timeout, http.min_body_rate):
 		// the body's pace is on every request's path.
-		BodyIdleTimeout: 30 * time.Second,
+		BodyIdleTimeout: benchIdle,
 		MinBodyRate:     4096,
 	}
 	for _, edit := range edits {
@@ -48,27 +48,38 @@ func BenchmarkProxyDirectTraced(b *testing.B) {
 }
 
 func benchDirect(b *testing.B, edits ...func(*Config)) {
-	reply := []byte(`{"id":"chatcmpl-1","object":"chat.completion","choices":[{"message":{"role":"assistant","content":"hi"}}]}`)
-	url, client := benchProxy(b, func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		w.Write(reply)
-	}, edits...)
-	body := []byte(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello"}]}`)
+	url, client := benchProxy(b, chatReply, edits...)
 	b.ReportAllocs()
 	for b.Loop() {
-		req, _ := http.NewRequestWithContext(b.Context(), http.MethodPost, url+"/p/v1/chat/completions", bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer sk-bench")
-		resp, err := client.Do(req)
-		if err != nil {
-			b.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			b.Fatalf("status %d", resp.StatusCode)
-		}
+		chat(b, client, url)
+	}
+}
+
+// chatReply answers a non-streamed chat completion, as a provider does.
+func chatReply(w http.ResponseWriter, r *http.Request) {
+	io.Copy(io.Discard, r.Body)
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(chatAnswer)
+}
+
+var (
+	chatAnswer  = []byte(`{"id":"chatcmpl-1","object":"chat.completion","choices":[{"message":{"role":"assistant","content":"hi"}}]}`)
+	chatRequest = []byte(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello"}]}`)
+)
+
+// chat sends one non-streamed chat completion to the proxy at url.
+func chat(tb testing.TB, client *http.Client, url string) {
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, url+"/p/v1/chat/completions", bytes.NewReader(chatRequest))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer sk-bench")
+	resp, err := client.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		tb.Fatalf("status %d", resp.StatusCode)
 	}
 }
 
@@ -97,3 +108,39 @@ func BenchmarkProxySSE(b *testing.B) {
 		}
 	}
 }
+
+// benchMesh serves an ingress proxy whose requests cross a real loopback
+// tunnel to an egress proxy in front of up, both with the node's default
+// body pace, and returns the ingress's URL and a client.
+func benchMesh(tb testing.TB, up http.HandlerFunc) (string, *http.Client) {
+	tb.Helper()
+	u := upstream(tb, up)
+	egress := newHandler(tb, Config{
+		Providers:       provider.NewRegistry(newProvider(tb, "p", u.URL, provider.StyleOpenAI, 1<<20)),
+		MetricsRoute:    RouteRelay,
+		Relay:           true,
+		Metrics:         metrics.New("egress", "bench"),
+		BodyIdleTimeout: benchIdle,
+		MinBodyRate:     4096,
+	})
+	conn := dialEgress(tb, egress)
+	ingress := newHandler(tb, Config{
+		Providers:       provider.NewRegistry(newProvider(tb, "p", "http://"+closedAddr(tb), provider.StyleOpenAI, 1<<20)),
+		Router:          routeTo(Target{Transport: conn, Tunnel: true, Route: RouteEgress, Egress: "e1", Hint: "eu"}),
+		Metrics:         metrics.New("ingress", "bench"),
+		BodyIdleTimeout: benchIdle,
+		MinBodyRate:     4096,
+	})
+	srv, client := front(tb, ingress)
+	return srv.URL, client
+}
+
+func BenchmarkProxyTunnel(b *testing.B) {
+	url, client := benchMesh(b, chatReply)
+	b.ReportAllocs()
+	for b.Loop() {
+		chat(b, client, url)
+	}
+}
+
+var benchIdle = 30 * time.Second

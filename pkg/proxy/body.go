@@ -100,7 +100,9 @@ type pacedBody struct {
 
 // paceBody wraps r.Body so it keeps p. w is the server's own ResponseWriter.
 func paceBody(w http.ResponseWriter, r *http.Request, p pace) *pacedBody {
-	if p.idle <= 0 || r.Body == nil || r.Body == http.NoBody {
+	if p.idle <= 0 || r.Body == nil || r.Body == http.NoBody || r.GetBody != nil {
+		// A served request with GetBody has its body in memory already (the
+		// tunnel's whole body, see tunnel.Server): it cannot stall.
 		return nil
 	}
 	b := &pacedBody{body: r.Body, pace: p, lingers: r.ProtoMajor == 1}

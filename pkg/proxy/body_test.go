@@ -229,7 +229,8 @@ func TestStalledBodyDirect(t *testing.T) {
 				srv, client := serve(t, h)
 				srv.Config.ErrorLog = quietLog()
 
-				resp, err := stalledClient(t, client, srv.URL+"/anthropic/v1/messages", 1000, 999)
+				// Larger than SmallBody, so it streams to the provider.
+				resp, err := stalledClient(t, client, srv.URL+"/anthropic/v1/messages", 2*SmallBody, 2*SmallBody-1)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -236,14 +236,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		total := time.Since(start)
 		h.observe(name, route, chosen, measure(start, total, sw, ex, body, r))
-		attrs := []any{"id", clip(id), "method", clip(r.Method), "provider", name, "route", route,
-			"egress", chosen.Egress, "reason", chosen.Reason, "attempts", ex.tries(), "status", sw.code(), "bytes", sw.bytes,
-			"duration", total.Round(time.Millisecond)}
+		traceID := ""
 		if span != nil {
-			attrs = append(attrs, "trace_id", span.SpanContext().TraceID().String())
+			traceID = span.SpanContext().TraceID().String()
 			endSpan(span, name, route, chosen, ex.tries(), sw.code())
 		}
-		h.log.Info("request", attrs...)
+		h.logRequest(r, id, name, route, chosen, ex.tries(), sw, total, traceID)
 	}()
 
 	body = paceBody(w, r, pace{idle: cfg.BodyIdleTimeout, minRate: cfg.MinBodyRate})
@@ -314,9 +312,36 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// (golang/go#68560: "invalid concurrent Body.Read call").
 		defer r.Body.Close()
 	}
+	req := r.WithContext(context.WithValue(ctx, exchangeKey{}, ex))
+	if h.cfg.Relay {
+		h.relay(out, req)
+		return
+	}
 	ex.rp = *h.rp
 	ex.rp.BufferPool = &ex.buffers
-	ex.rp.ServeHTTP(out, r.WithContext(context.WithValue(ctx, exchangeKey{}, ex)))
+	ex.rp.ServeHTTP(out, req)
+}
+
+// logRequest writes the access-log line of a request: typed attributes,
+// built only when the line is written (no boxing of each value, no
+// per-request slice of them when the level is above info).
+// traceID, when not empty, is the request's trace.
+func (h *Handler) logRequest(r *http.Request, id, name string, route Route, chosen Target, attempts int, sw *statusWriter, took time.Duration, traceID string) {
+	ctx := r.Context()
+	if !h.log.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	attrs := [...]slog.Attr{
+		slog.String("id", clip(id)), slog.String("method", clip(r.Method)), slog.String("provider", name),
+		slog.String("route", string(route)), slog.String("egress", chosen.Egress), slog.String("reason", string(chosen.Reason)),
+		slog.Int("attempts", attempts), slog.Int("status", sw.code()), slog.Int64("bytes", sw.bytes),
+		slog.Duration("duration", took.Round(time.Millisecond)), slog.String("trace_id", traceID),
+	}
+	n := len(attrs)
+	if traceID == "" {
+		n-- // no trace: no field
+	}
+	h.log.LogAttrs(ctx, slog.LevelInfo, "request", attrs[:n]...)
 }
 
 // chosen is the target that served the request (the last one tried);
@@ -577,8 +602,17 @@ func (h *Handler) try(req *http.Request, ex *exchange) outcome {
 	// The mesh drops 1xx responses on both paths (the tunnel never carries
 	// them): forwarded by the ReverseProxy, a 103's headers would reach the
 	// client unfiltered and the mesh's own headers would be cleared with them.
-	req = req.WithContext(withoutClientTrace{req.Context()})
+	if !h.cfg.Relay { // the relay installs no trace
+		req = req.WithContext(withoutClientTrace{req.Context()})
+	}
+	// The next hop's wait includes sending it the body (see measure), and
+	// so reading a small one whole first.
 	sent := time.Now()
+	if !ex.target.Tunnel { // the tunnel reads a small body whole itself
+		if err := readSmallBody(req); err != nil {
+			return outcome{err: err}
+		}
+	}
 	resp, err := ex.cfg.transport(ex.target).RoundTrip(req)
 	if err != nil {
 		return outcome{err: err}
@@ -593,6 +627,31 @@ func (h *Handler) try(req *http.Request, ex *exchange) outcome {
 		return outcome{resp: resp, regionRefused: refused}
 	}
 	return outcome{resp: resp}
+}
+
+// SmallBody is the largest request body of known length that is read whole
+// before its round trip. In memory, it leaves with its head: in one write to
+// the provider (Go's transport flushes a head alone before a body it cannot
+// tell is in memory, golang/go#22088), and in one frame through the tunnel,
+// with no goroutine to stream it.
+const SmallBody = tunnel.WholeBody
+
+// readSmallBody puts req's body in memory when it is small, of known length,
+// and not already there. req is the try's own shallow copy; its body, read to
+// its end, stays consumed (a later try reads the kept copy, see replay).
+func readSmallBody(req *http.Request) error {
+	n := req.ContentLength
+	if n <= 0 || n > SmallBody || req.Body == nil || req.Body == http.NoBody {
+		return nil
+	}
+	// Read to its end: the server then sees the body complete (Go's HTTP/1
+	// server watches the connection for a hang-up, the body's pace stops).
+	body, err := tunnel.ReadWhole(req.Body, n)
+	if err != nil {
+		return err
+	}
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	return nil
 }
 
 // nextTarget decides whether and where a request goes again after out:
@@ -709,15 +768,19 @@ func (e errReader) Read([]byte) (int, error) {
 }
 
 // rewrite builds the upstream request from configured parts only.
-func rewrite(pr *httputil.ProxyRequest) {
-	ex := exchangeFrom(pr.In.Context())
-	pr.Out.URL = upstreamURL(ex, ex.target, pr.In.URL.RawQuery)
-	pr.Out.Host = ""
-	provider.CleanRequestHeader(pr.Out.Header)
+func rewrite(pr *httputil.ProxyRequest) { rewriteRequest(pr.Out, pr.In) }
+
+// rewriteRequest makes out, a copy of in (or in itself, see relay), the
+// upstream request.
+func rewriteRequest(out, in *http.Request) {
+	ex := exchangeFrom(in.Context())
+	out.URL = upstreamURL(ex, ex.target, in.URL.RawQuery)
+	out.Host = ""
+	provider.CleanRequestHeader(out.Header)
 	if ex.injectKey {
-		pr.Out.URL.RawQuery = provider.StripCredentials(pr.Out.Header, pr.Out.URL.RawQuery)
+		out.URL.RawQuery = provider.StripCredentials(out.Header, out.URL.RawQuery)
 		if !ex.target.Tunnel {
-			ex.provider.Inject(pr.Out.Header)
+			ex.provider.Inject(out.Header)
 		}
 	}
 }

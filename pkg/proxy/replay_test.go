@@ -74,7 +74,9 @@ func TestKeptBodyStreams(t *testing.T) {
 	h := newHandler(t, Config{Providers: provider.NewRegistry(p), Router: rt, RetryBodyBytes: 1 << 20})
 	pr, pw := io.Pipe()
 	req := httptest.NewRequest("POST", "/openai/v1/x", pr)
-	req.ContentLength = 10
+	// Larger than SmallBody: a small body is read whole before it is sent.
+	rest := "world" + strings.Repeat("x", SmallBody)
+	req.ContentLength = int64(len("hello") + len(rest))
 	done := make(chan *httptest.ResponseRecorder)
 	go func() {
 		w := httptest.NewRecorder()
@@ -85,10 +87,10 @@ func TestKeptBodyStreams(t *testing.T) {
 	if got := recv(t, first, 5*time.Second, "the first bytes at the transport"); string(got) != "hello" {
 		t.Fatalf("first bytes %q", got)
 	}
-	io.WriteString(pw, "world")
+	io.WriteString(pw, rest)
 	pw.Close()
-	if w := recv(t, done, 5*time.Second, "the response"); w.Body.String() != "helloworld" {
-		t.Fatalf("%d %q", w.Code, w.Body.String())
+	if w := recv(t, done, 5*time.Second, "the response"); w.Body.String() != "hello"+rest {
+		t.Fatalf("%d %.20q", w.Code, w.Body.String())
 	}
 }
 

@@ -5,17 +5,18 @@ import (
 	"io"
 	"net/http"
 	"runtime"
+	"strconv"
 	"testing"
 )
 
 // benchConn serves h on a loopback egress and returns a Conn to it.
-func benchConn(b *testing.B, h http.Handler) *Conn {
+func benchConn(b testing.TB, h http.Handler) *Conn {
 	b.Helper()
 	_, addr := startEgress(b, ServerConfig{Handler: h})
 	return dialEgress(b, addr, DialConfig{})
 }
 
-func roundTrip(b *testing.B, c *Conn, method string, body []byte) {
+func roundTrip(b testing.TB, c *Conn, method string, body []byte) {
 	var r io.Reader
 	if body != nil {
 		r = bytes.NewReader(body)
@@ -36,17 +37,24 @@ func roundTrip(b *testing.B, c *Conn, method string, body []byte) {
 	resp.Body.Close()
 }
 
+// chatEgress answers a non-streamed chat completion with its length.
+var chatEgress = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	io.Copy(io.Discard, r.Body)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(chatAnswer)))
+	w.Write(chatAnswer)
+})
+
+var (
+	chatAnswer  = []byte(`{"id":"chatcmpl-1","object":"chat.completion","choices":[{"message":{"role":"assistant","content":"hi"}}]}`)
+	chatRequest = []byte(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello"}]}`)
+)
+
 func BenchmarkTunnelRoundTrip(b *testing.B) {
-	reply := []byte(`{"id":"chatcmpl-1","object":"chat.completion","choices":[{"message":{"role":"assistant","content":"hi"}}]}`)
-	c := benchConn(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		w.Write(reply)
-	}))
-	body := []byte(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello"}]}`)
+	c := benchConn(b, chatEgress)
 	b.ReportAllocs()
 	for b.Loop() {
-		roundTrip(b, c, http.MethodPost, body)
+		roundTrip(b, c, http.MethodPost, chatRequest)
 	}
 }
 

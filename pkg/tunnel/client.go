@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,7 +74,10 @@ type Conn struct {
 	newCC    func() (*grpc.ClientConn, error) // another connection to this egress, as cc
 	inflight atomic.Int64
 	retired  atomic.Bool
-	close    sync.Once
+	// endInHead: the egress said it reads a whole request in its head
+	// (see wholeBody); learnt from its stream headers.
+	endInHead atomic.Bool
+	close     sync.Once
 	// Passive ejection after refusals: count in a row, and until when.
 	ejected      atomic.Int64
 	ejectedUntil atomic.Int64
@@ -175,11 +179,20 @@ func (c *Conn) eject(err error) {
 	}
 }
 
-// accepted waits for the egress's stream headers. grpc-go's Header returns
-// nil metadata, not an error, when the stream ended without any.
-func accepted(stream tunnelv1.Tunnel_ExchangeClient) bool {
+// accepted waits for the egress's stream headers and learns from them
+// whether the egress reads whole requests in their heads. grpc-go's Header
+// returns nil metadata, not an error, when the stream ended without any.
+func (c *Conn) accepted(stream tunnelv1.Tunnel_ExchangeClient) bool {
 	md, _ := stream.Header()
-	return md != nil
+	if md == nil {
+		return false
+	}
+	// Every answer counts, not only the first: an egress replaced at the
+	// same address by an older version stops getting whole requests.
+	if reads := slices.Contains(md.Get(endInHeadKey), "1"); reads != c.endInHead.Load() {
+		c.endInHead.Store(reads)
+	}
+	return true
 }
 
 // errNotAccepted is the cause of a stream cancelled because the egress did
@@ -210,7 +223,7 @@ var errNotAccepted = fmt.Errorf("tunnel: %w: the egress did not accept the excha
 // every exchange, which the tunnel exists to avoid.
 func (c *Conn) awaitAcceptance(stream tunnelv1.Tunnel_ExchangeClient, cancel context.CancelCauseFunc, movable bool) (ok, late bool) {
 	if c.acceptTimeout <= 0 || !movable {
-		return accepted(stream), false
+		return c.accepted(stream), false
 	}
 	const waiting, decided, timedOut = 0, 1, 2
 	var state atomic.Int32
@@ -229,7 +242,7 @@ func (c *Conn) awaitAcceptance(stream tunnelv1.Tunnel_ExchangeClient, cancel con
 		}
 	}
 	timer := time.AfterFunc(c.acceptTimeout, expire)
-	ok = accepted(stream)
+	ok = c.accepted(stream)
 	if state.CompareAndSwap(waiting, decided) {
 		timer.Stop()
 		return ok, false
@@ -296,6 +309,13 @@ func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, fmt.Errorf("tunnel: %w: URL scheme %q, want %q", ErrProtocol, req.URL.Scheme, Scheme)
 	}
+	// A small body is read before the stream opens: it leaves with the
+	// head, and a failure to read it is the client's, before any egress
+	// was involved.
+	whole, body, err := wholeBody(req)
+	if err != nil {
+		return nil, &bodyReadError{err}
+	}
 	c.inflight.Add(1)
 	ctx, cancel := context.WithCancelCause(req.Context())
 	fail := func(err error) (*http.Response, error) {
@@ -315,7 +335,7 @@ func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return fail(c.notSent(ctx, fromStatus(ctx, err)))
 	}
-	head := &tunnelv1.Frame{Kind: &tunnelv1.Frame_Request{Request: &tunnelv1.RequestHead{
+	rh := &tunnelv1.RequestHead{
 		Format:        Format,
 		Provider:      req.URL.Host,
 		Method:        req.Method,
@@ -325,17 +345,26 @@ func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 		RequestId:     RequestID(req.Context()),
 		InjectKey:     InjectKey(req.Context()),
 		ContentLength: bodyLength,
-	}}}
-	// Send reports the peer ending the stream as io.EOF (Recv says why);
-	// anything else, a head that does not marshal, is this request's own
-	// failure and says nothing about the egress.
-	if err := stream.Send(head); err != nil && !errors.Is(err, io.EOF) {
-		closeBody(req)
-		return fail(localError("sending the request head", err))
+		ResponseEnd:   true,
 	}
-	// One goroutine sends the body while this one receives: never two senders.
 	s := &bodySender{stream: stream, cancel: cancel}
-	go s.run(req.Body)
+	if whole {
+		// No goroutine: the whole request is sent now, in its head when
+		// the egress reads that, else as head, body and End frames.
+		if s.sendWhole(rh, body, c.endInHead.Load()); ctx.Err() != nil {
+			return fail(context.Cause(ctx))
+		}
+	} else {
+		// Send reports the peer ending the stream as io.EOF (Recv says
+		// why); anything else, a head that does not marshal, is this
+		// request's own failure and says nothing about the egress.
+		if err := stream.Send(requestFrame(rh)); err != nil && !errors.Is(err, io.EOF) {
+			closeBody(req)
+			return fail(localError("sending the request head", err))
+		}
+		// One goroutine sends the body while this one receives: never two senders.
+		go s.run(req.Body)
+	}
 
 	// The egress sends stream headers the moment it accepts an exchange,
 	// before it reads the request: a stream that ends without them was
@@ -363,18 +392,18 @@ func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return fail(fromStatus(ctx, err))
 	}
-	rh := f.GetResponse()
-	if rh == nil {
+	head := f.GetResponse()
+	if head == nil {
 		return fail(fmt.Errorf("tunnel: %w: first frame from egress is not a response head (an egress of another llmesh version?)", ErrProtocol))
 	}
-	if rh.Format != Format {
-		return fail(fmt.Errorf("tunnel: %w: the egress answered in wire format %d, this ingress speaks %d", ErrProtocol, rh.Format, Format))
+	if head.Format != Format {
+		return fail(fmt.Errorf("tunnel: %w: the egress answered in wire format %d, this ingress speaks %d", ErrProtocol, head.Format, Format))
 	}
 	c.ejected.Store(0)
-	h := decodeHeader(rh.Headers)
+	h := decodeHeader(head.Headers)
 	resp := &http.Response{
-		Status:        strconv.Itoa(int(rh.Status)) + " " + http.StatusText(int(rh.Status)),
-		StatusCode:    int(rh.Status),
+		Status:        strconv.Itoa(int(head.Status)) + " " + http.StatusText(int(head.Status)),
+		StatusCode:    int(head.Status),
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,
 		ProtoMinor:    1,
@@ -392,7 +421,13 @@ func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 		}
 	}
-	resp.Body = &responseBody{stream: stream, ctx: ctx, cancel: cancel, conn: c, resp: resp}
+	b := &responseBody{stream: stream, ctx: ctx, cancel: cancel, conn: c, resp: resp}
+	if head.End {
+		// The whole response came in its head: nothing more to receive.
+		b.buf, b.ended = head.Body, true
+		b.setTrailers(head.Trailers)
+	}
+	resp.Body = b
 	return resp, nil
 }
 
@@ -422,6 +457,39 @@ func (c *Conn) exchange(ctx context.Context, bodyLength int64) (tunnelv1.Tunnel_
 		}
 	}
 	return c.client.Exchange(ctx)
+}
+
+// wholeBody reads req's body when it is small enough to travel with its
+// head (at most WholeBody, of known length). whole is false for a body that
+// streams.
+func wholeBody(req *http.Request) (whole bool, body []byte, err error) {
+	if req.Body == nil || req.Body == http.NoBody {
+		return true, nil, nil
+	}
+	n := req.ContentLength
+	if n <= 0 || n > WholeBody {
+		return false, nil, nil
+	}
+	defer req.Body.Close()
+	body, err = ReadWhole(req.Body, n)
+	return err == nil, body, err
+}
+
+// ReadWhole reads a body declared n bytes long, and one byte more to see
+// it end: a reader that then reports the end (Go's server) knows the body
+// is complete. A body shorter or longer than n is an error.
+func ReadWhole(r io.Reader, n int64) ([]byte, error) {
+	buf := make([]byte, n+1)
+	m, err := io.ReadFull(r, buf)
+	switch {
+	case int64(m) == n && errors.Is(err, io.ErrUnexpectedEOF):
+		return buf[:n:n], nil
+	case err == nil:
+		return nil, fmt.Errorf("request body longer than its Content-Length of %d", n)
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return nil, fmt.Errorf("request body: %d bytes where Content-Length said %d: %w", m, n, io.ErrUnexpectedEOF)
+	}
+	return nil, fmt.Errorf("request body: %w", err)
 }
 
 // bodySender streams the request body in frames of at most FrameSize, then
@@ -465,6 +533,22 @@ func (s *bodySender) run(body io.ReadCloser) {
 	}
 }
 
+// sendWhole sends a request whose whole body is in hand, in its head when
+// inHead (the egress reads that), else as head, body and End frames; then
+// closes the sending side. A local failure cancels the exchange (see send).
+func (s *bodySender) sendWhole(rh *tunnelv1.RequestHead, body []byte, inHead bool) {
+	var ok bool
+	if inHead {
+		rh.Body, rh.End = body, true
+		ok = s.send(requestFrame(rh))
+	} else {
+		ok = s.send(requestFrame(rh)) && (len(body) == 0 || s.send(chunkFrame(body))) && s.send(finalFrame(nil))
+	}
+	if ok {
+		s.stream.CloseSend()
+	}
+}
+
 // send sends f and reports whether the stream goes on.
 func (s *bodySender) send(f *tunnelv1.Frame) bool {
 	s.mu.Lock()
@@ -493,6 +577,7 @@ type responseBody struct {
 	conn   *Conn
 	resp   *http.Response
 	buf    []byte // only Read touches it
+	ended  bool   // buf is the rest of the body: no frame follows
 	once   sync.Once
 	mu     sync.Mutex
 	err    error // why the body ended; set once by finish
@@ -506,6 +591,10 @@ func (b *responseBody) Read(p []byte) (int, error) {
 		}
 		if len(b.buf) > 0 {
 			break
+		}
+		if b.ended {
+			b.finish(io.EOF)
+			continue
 		}
 		f, err := b.stream.Recv()
 		if err != nil {
@@ -521,12 +610,7 @@ func (b *responseBody) Read(p []byte) (int, error) {
 		case *tunnelv1.Frame_Body:
 			b.buf = k.Body
 		case *tunnelv1.Frame_End:
-			for k, vs := range decodeHeader(k.End.GetTrailers()) {
-				if b.resp.Trailer == nil {
-					b.resp.Trailer = make(http.Header)
-				}
-				b.resp.Trailer[k] = vs
-			}
+			b.setTrailers(k.End.GetTrailers())
 			b.finish(io.EOF)
 		default:
 			b.finish(fmt.Errorf("tunnel: %w: unexpected frame in response body", ErrProtocol))
@@ -535,6 +619,16 @@ func (b *responseBody) Read(p []byte) (int, error) {
 	n := copy(p, b.buf)
 	b.buf = b.buf[n:]
 	return n, nil
+}
+
+// setTrailers fills the response's trailers from the egress's.
+func (b *responseBody) setTrailers(hs []*tunnelv1.Header) {
+	for k, vs := range decodeHeader(hs) {
+		if b.resp.Trailer == nil {
+			b.resp.Trailer = make(http.Header)
+		}
+		b.resp.Trailer[k] = vs
+	}
 }
 
 func (b *responseBody) Close() error {

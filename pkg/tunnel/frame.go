@@ -2,6 +2,8 @@ package tunnel
 
 import (
 	"net/http"
+	"net/textproto"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -13,6 +15,11 @@ import (
 // one connection, large enough that bulk uploads are not dominated by
 // per-message cost.
 const FrameSize = 32 << 10
+
+// WholeBody is the largest body of known length that travels in its head's
+// frame (see RequestHead.end and ResponseHead.end in the proto): most chat
+// requests and non-streamed answers fit.
+const WholeBody = 16 << 10
 
 // Format is the wire format this side writes and the only one it reads
 // (RequestHead.format, ResponseHead.format; see proto/llmesh/tunnel/v1/tunnel.proto).
@@ -42,12 +49,21 @@ func chunkFrame(p []byte) *tunnelv1.Frame {
 	return &f.frame
 }
 
+func requestFrame(h *tunnelv1.RequestHead) *tunnelv1.Frame {
+	return &tunnelv1.Frame{Kind: &tunnelv1.Frame_Request{Request: h}}
+}
+
+// endInHeadKey is the stream header by which an egress says it reads a
+// whole request in its head (RequestHead.end).
+const endInHeadKey = "llmesh-end-in-head"
+
 func finalFrame(trailers []*tunnelv1.Header) *tunnelv1.Frame {
 	return &tunnelv1.Frame{Kind: &tunnelv1.Frame_End{End: &tunnelv1.End{Trailers: trailers}}}
 }
 
 // encodeHeader makes three allocations whatever the number of headers: the
-// messages, their values and the list.
+// messages, their values and the list. Names under http.TrailerPrefix (a
+// handler's way to declare trailers late) are not headers: they are skipped.
 func encodeHeader(h http.Header) []*tunnelv1.Header {
 	n := 0
 	for _, vs := range h {
@@ -57,6 +73,9 @@ func encodeHeader(h http.Header) []*tunnelv1.Header {
 	values := make([][]byte, n)
 	out := make([]*tunnelv1.Header, 0, len(h))
 	for k, vs := range h {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			continue
+		}
 		m := &msgs[len(out)]
 		m.Name = k
 		m.Values = values[:len(vs):len(vs)]
@@ -69,15 +88,31 @@ func encodeHeader(h http.Header) []*tunnelv1.Header {
 	return out
 }
 
+// decodeHeader makes two allocations and one per distinct name: the map,
+// the values of every name together, and the names.
 func decodeHeader(hs []*tunnelv1.Header) http.Header {
-	h := make(http.Header, len(hs))
+	n := 0
 	for _, kv := range hs {
-		if kv == nil {
+		n += len(kv.GetValues())
+	}
+	h := make(http.Header, len(hs))
+	values := make([]string, n)
+	for _, kv := range hs {
+		if len(kv.GetValues()) == 0 {
 			continue
 		}
-		for _, v := range kv.Values {
-			h.Add(kv.Name, stringOf(v))
+		vs := values[:len(kv.Values):len(kv.Values)]
+		values = values[len(kv.Values):]
+		for i, v := range kv.Values {
+			vs[i] = stringOf(v)
 		}
+		// As http.Header.Add: canonical names, repeated names together
+		// (appending to a slice at its capacity copies it).
+		k := textproto.CanonicalMIMEHeaderKey(kv.Name)
+		if old, ok := h[k]; ok {
+			vs = append(old, vs...)
+		}
+		h[k] = vs
 	}
 	return h
 }

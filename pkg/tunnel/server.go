@@ -10,6 +10,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -117,6 +118,11 @@ func (s *Server) GRPCServer() *grpc.Server {
 		grpc.InitialWindowSize(streamWindow),
 		grpc.InitialConnWindowSize(connWindow),
 		grpc.Creds(s.handshakeCreds()),
+		// Exchanges run on long-lived workers whose stacks have grown to
+		// the proxy's depth, not on a fresh goroutine that grows its stack
+		// (copying it) on each exchange; a stream that finds every worker
+		// busy gets its own goroutine, as without the option.
+		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
 	}
 	g := grpc.NewServer(append(opts, s.cfg.serverOptions...)...)
 	tunnelv1.RegisterTunnelServer(g, s)
@@ -170,7 +176,7 @@ func (s *Server) Exchange(stream tunnelv1.Tunnel_ExchangeServer) (err error) {
 	defer s.inflight.Add(-1)
 	// Send headers now: until it sees them, the client buffers the request
 	// body for a transparent retry.
-	if err := stream.SendHeader(metadata.MD{}); err != nil {
+	if err := stream.SendHeader(acceptHeader); err != nil {
 		return err
 	}
 	f, err := stream.Recv()
@@ -188,11 +194,17 @@ func (s *Server) Exchange(stream tunnelv1.Tunnel_ExchangeServer) (err error) {
 	if err != nil {
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
-	pr, pw := io.Pipe()
-	defer pr.CloseWithError(errExchangeDone)
-	go receiveBody(stream, pw)
-	if head.ContentLength != 0 {
-		req.Body = pr
+	switch {
+	case head.End:
+		// The whole body came in the head: no goroutine, no pipe.
+		setWholeBody(req, head.Body)
+	default:
+		pr, pw := io.Pipe()
+		defer pr.CloseWithError(errExchangeDone)
+		go receiveBody(stream, pw)
+		if head.ContentLength != 0 {
+			req.Body = pr
+		}
 	}
 
 	// The last moment to learn that the ingress gave up on this exchange
@@ -202,7 +214,7 @@ func (s *Server) Exchange(stream tunnelv1.Tunnel_ExchangeServer) (err error) {
 	if err := ctx.Err(); err != nil {
 		return status.FromContextError(err).Err()
 	}
-	w := &streamWriter{stream: stream, header: make(http.Header)}
+	w := &streamWriter{stream: stream, header: make(http.Header), endInHead: head.ResponseEnd}
 	if aborted := s.serve(w, req); aborted {
 		return status.Error(codes.Aborted, "upstream response broke off")
 	}
@@ -212,7 +224,24 @@ func (s *Server) Exchange(stream tunnelv1.Tunnel_ExchangeServer) (err error) {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
-	return stream.Send(finalFrame(encodeHeader(w.trailers())))
+	return w.end()
+}
+
+// acceptHeader is the stream header an egress sends as it accepts an
+// exchange: it reads whole requests in their heads. Shared and never
+// written to (grpc-go keeps it as the stream's header).
+var acceptHeader = metadata.MD{endInHeadKey: []string{"1"}}
+
+// setWholeBody makes b, received whole, req's body. GetBody says to the
+// proxy that the body is in memory: it cannot stall, and needs no pace.
+func setWholeBody(req *http.Request, b []byte) {
+	req.ContentLength = int64(len(b))
+	if len(b) == 0 {
+		req.Body = http.NoBody
+		return
+	}
+	req.Body = io.NopCloser(bytes.NewReader(b))
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
 }
 
 var errExchangeDone = errors.New("tunnel: exchange finished")
@@ -249,20 +278,18 @@ func (s *Server) buildRequest(ctx context.Context, head *tunnelv1.RequestHead) (
 	if err != nil {
 		return nil, fmt.Errorf("invalid path")
 	}
-	h := make(http.Header, len(head.Headers))
 	for _, kv := range head.Headers {
 		if !httpguts.ValidHeaderFieldName(kv.GetName()) {
 			return nil, fmt.Errorf("invalid header name")
 		}
 		for _, b := range kv.Values {
 			// obs-text (bytes 0x80-0xFF) is allowed, as Go's server allows it.
-			v := stringOf(b)
-			if !httpguts.ValidHeaderFieldValue(v) {
+			if !httpguts.ValidHeaderFieldValue(stringOf(b)) {
 				return nil, fmt.Errorf("invalid value for header %s", kv.Name)
 			}
-			h.Add(kv.Name, v)
 		}
 	}
+	h := decodeHeader(head.Headers)
 	contentLength := head.ContentLength
 	if contentLength < 0 {
 		contentLength = -1 // the one "unknown" value net/http knows
@@ -339,12 +366,17 @@ func receiveBody(stream tunnelv1.Tunnel_ExchangeServer, pw *io.PipeWriter) {
 }
 
 // streamWriter is the http.ResponseWriter of a tunnelled exchange: each
-// Write goes out at once as body frames, so SSE is never held back.
+// Write goes out at once as body frames, so SSE is never held back. A small
+// response of known length (at most WholeBody) to an ingress that reads it
+// whole is held instead, and sent in one frame when the handler returns.
 type streamWriter struct {
 	stream      tunnelv1.Tunnel_ExchangeServer
 	header      http.Header
 	wroteHeader bool
 	err         error
+	endInHead   bool // the ingress reads a whole response in its head
+
+	held *tunnelv1.ResponseHead // the head not sent yet, with the body so far
 }
 
 func (w *streamWriter) Header() http.Header { return w.header }
@@ -355,15 +387,16 @@ func (w *streamWriter) WriteHeader(code int) {
 		return
 	}
 	w.wroteHeader = true
-	h := w.header.Clone()
-	for k := range h {
-		if strings.HasPrefix(k, http.TrailerPrefix) {
-			delete(h, k)
+	// Encoded now: the handler may change its header map later (trailers).
+	head := &tunnelv1.ResponseHead{Format: Format, Status: int32(code), Headers: encodeHeader(w.header)}
+	if w.endInHead {
+		if n := contentLength(w.header); n >= 0 && n <= WholeBody {
+			head.Body = make([]byte, 0, n)
+			w.held = head
+			return
 		}
 	}
-	w.err = w.stream.Send(&tunnelv1.Frame{Kind: &tunnelv1.Frame_Response{Response: &tunnelv1.ResponseHead{
-		Format: Format, Status: int32(code), Headers: encodeHeader(h),
-	}}})
+	w.err = w.stream.Send(&tunnelv1.Frame{Kind: &tunnelv1.Frame_Response{Response: head}})
 }
 
 func (w *streamWriter) Write(p []byte) (int, error) {
@@ -372,6 +405,17 @@ func (w *streamWriter) Write(p []byte) (int, error) {
 	}
 	if w.err != nil || len(p) == 0 {
 		return 0, w.err
+	}
+	if w.held != nil {
+		if len(w.held.Body)+len(p) <= WholeBody {
+			// A copy: p is the caller's, and the frame is sent later.
+			w.held.Body = append(w.held.Body, p...)
+			return len(p), nil
+		}
+		w.release()
+		if w.err != nil {
+			return 0, w.err
+		}
 	}
 	// p is the caller's (the proxy's pooled copy buffer) and grpc-go may
 	// read a message after Send returns: the frames point into one copy of
@@ -387,9 +431,39 @@ func (w *streamWriter) Write(p []byte) (int, error) {
 	return written, w.err
 }
 
+// release sends a held head and the body held with it, as a head frame and
+// a body frame: the response turned out larger than it said, or is flushed.
+func (w *streamWriter) release() {
+	head := w.held
+	w.held = nil
+	body := head.Body
+	head.Body = nil
+	w.err = w.stream.Send(&tunnelv1.Frame{Kind: &tunnelv1.Frame_Response{Response: head}})
+	if w.err == nil && len(body) > 0 {
+		w.err = w.stream.Send(chunkFrame(body))
+	}
+}
+
+// end finishes a response the handler completed: a held one in a single
+// frame, else with End and the trailers.
+func (w *streamWriter) end() error {
+	trailers := encodeHeader(w.trailers())
+	if head := w.held; head != nil {
+		w.held = nil
+		head.End, head.Trailers = true, trailers
+		return w.stream.Send(&tunnelv1.Frame{Kind: &tunnelv1.Frame_Response{Response: head}})
+	}
+	return w.stream.Send(finalFrame(trailers))
+}
+
 // FlushError makes http.ResponseController flushes succeed: every Write is
-// already on the wire.
-func (w *streamWriter) FlushError() error { return w.err }
+// already on the wire, and a held response is sent.
+func (w *streamWriter) FlushError() error {
+	if w.held != nil && w.err == nil {
+		w.release()
+	}
+	return w.err
+}
 
 // trailers collects trailer values the handler set, announced ones and
 // those under http.TrailerPrefix.

@@ -14,6 +14,16 @@
 //   carries. Names (provider, method, header names) stay `string`: they are
 //   HTTP tokens, ASCII by definition.
 //
+//   Whole exchanges in one frame (format 1, optional): a small exchange
+//   whose body is complete when its head is sent may carry that body in its
+//   head, with `end` set: no Body or End frame follows, and the receiver
+//   needs no goroutine or pipe to stream it. Each side uses it only when the
+//   peer said it reads it, so nodes of versions before it keep working:
+//   the egress says so in its stream headers (metadata key
+//   "llmesh-end-in-head", value "1"), and the ingress remembers that for its
+//   later exchanges on the connection; the ingress says so in
+//   RequestHead.response_end.
+//
 //   Format 0 (before format 1, never versioned). Heads were Frame fields 1
 //   and 2, header values, path and query proto3 `string`s, which must be
 //   valid UTF-8: a header value with byte 0xE9 failed to marshal. Its field
@@ -107,7 +117,14 @@ type RequestHead struct {
 	ContentLength int64                  `protobuf:"varint,7,opt,name=content_length,json=contentLength,proto3" json:"content_length,omitempty"` // -1 when unknown
 	// The ingress checked the client's access key and removed every
 	// credential: the egress injects its own configured provider key.
-	InjectKey     bool `protobuf:"varint,8,opt,name=inject_key,json=injectKey,proto3" json:"inject_key,omitempty"`
+	InjectKey bool `protobuf:"varint,8,opt,name=inject_key,json=injectKey,proto3" json:"inject_key,omitempty"`
+	// end: the whole request body is `body` (at most 16 KiB; empty for none),
+	// and no Body or End frame follows. Sent only to an egress that announced
+	// it reads it (see "Whole exchanges in one frame" above).
+	Body []byte `protobuf:"bytes,12,opt,name=body,proto3" json:"body,omitempty"`
+	End  bool   `protobuf:"varint,13,opt,name=end,proto3" json:"end,omitempty"`
+	// This ingress reads a ResponseHead with `end` set.
+	ResponseEnd   bool `protobuf:"varint,14,opt,name=response_end,json=responseEnd,proto3" json:"response_end,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -205,11 +222,38 @@ func (x *RequestHead) GetInjectKey() bool {
 	return false
 }
 
+func (x *RequestHead) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+func (x *RequestHead) GetEnd() bool {
+	if x != nil {
+		return x.End
+	}
+	return false
+}
+
+func (x *RequestHead) GetResponseEnd() bool {
+	if x != nil {
+		return x.ResponseEnd
+	}
+	return false
+}
+
 type ResponseHead struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Format        uint32                 `protobuf:"varint,3,opt,name=format,proto3" json:"format,omitempty"` // 1
-	Status        int32                  `protobuf:"varint,1,opt,name=status,proto3" json:"status,omitempty"`
-	Headers       []*Header              `protobuf:"bytes,2,rep,name=headers,proto3" json:"headers,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Format  uint32                 `protobuf:"varint,3,opt,name=format,proto3" json:"format,omitempty"` // 1
+	Status  int32                  `protobuf:"varint,1,opt,name=status,proto3" json:"status,omitempty"`
+	Headers []*Header              `protobuf:"bytes,2,rep,name=headers,proto3" json:"headers,omitempty"`
+	// end: the whole response body is `body` (at most 16 KiB), its trailers
+	// are `trailers`, and no Body or End frame follows. Sent only to an
+	// ingress that set RequestHead.response_end.
+	Body          []byte    `protobuf:"bytes,4,opt,name=body,proto3" json:"body,omitempty"`
+	End           bool      `protobuf:"varint,5,opt,name=end,proto3" json:"end,omitempty"`
+	Trailers      []*Header `protobuf:"bytes,6,rep,name=trailers,proto3" json:"trailers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -261,6 +305,27 @@ func (x *ResponseHead) GetStatus() int32 {
 func (x *ResponseHead) GetHeaders() []*Header {
 	if x != nil {
 		return x.Headers
+	}
+	return nil
+}
+
+func (x *ResponseHead) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+func (x *ResponseHead) GetEnd() bool {
+	if x != nil {
+		return x.End
+	}
+	return false
+}
+
+func (x *ResponseHead) GetTrailers() []*Header {
+	if x != nil {
+		return x.Trailers
 	}
 	return nil
 }
@@ -430,7 +495,7 @@ const file_llmesh_tunnel_v1_tunnel_proto_rawDesc = "" +
 	"\x1dllmesh/tunnel/v1/tunnel.proto\x12\x10llmesh.tunnel.v1\":\n" +
 	"\x06Header\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
-	"\x06values\x18\x03 \x03(\fR\x06valuesJ\x04\b\x02\x10\x03\"\xaf\x02\n" +
+	"\x06values\x18\x03 \x03(\fR\x06valuesJ\x04\b\x02\x10\x03\"\xf8\x02\n" +
 	"\vRequestHead\x12\x16\n" +
 	"\x06format\x18\t \x01(\rR\x06format\x12\x1a\n" +
 	"\bprovider\x18\x01 \x01(\tR\bprovider\x12\x16\n" +
@@ -443,11 +508,17 @@ const file_llmesh_tunnel_v1_tunnel_proto_rawDesc = "" +
 	"request_id\x18\x06 \x01(\tR\trequestId\x12%\n" +
 	"\x0econtent_length\x18\a \x01(\x03R\rcontentLength\x12\x1d\n" +
 	"\n" +
-	"inject_key\x18\b \x01(\bR\tinjectKeyJ\x04\b\x03\x10\x04J\x04\b\x04\x10\x05\"r\n" +
+	"inject_key\x18\b \x01(\bR\tinjectKey\x12\x12\n" +
+	"\x04body\x18\f \x01(\fR\x04body\x12\x10\n" +
+	"\x03end\x18\r \x01(\bR\x03end\x12!\n" +
+	"\fresponse_end\x18\x0e \x01(\bR\vresponseEndJ\x04\b\x03\x10\x04J\x04\b\x04\x10\x05\"\xce\x01\n" +
 	"\fResponseHead\x12\x16\n" +
 	"\x06format\x18\x03 \x01(\rR\x06format\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\x05R\x06status\x122\n" +
-	"\aheaders\x18\x02 \x03(\v2\x18.llmesh.tunnel.v1.HeaderR\aheaders\";\n" +
+	"\aheaders\x18\x02 \x03(\v2\x18.llmesh.tunnel.v1.HeaderR\aheaders\x12\x12\n" +
+	"\x04body\x18\x04 \x01(\fR\x04body\x12\x10\n" +
+	"\x03end\x18\x05 \x01(\bR\x03end\x124\n" +
+	"\btrailers\x18\x06 \x03(\v2\x18.llmesh.tunnel.v1.HeaderR\btrailers\";\n" +
 	"\x03End\x124\n" +
 	"\btrailers\x18\x01 \x03(\v2\x18.llmesh.tunnel.v1.HeaderR\btrailers\"\xd5\x01\n" +
 	"\x05Frame\x129\n" +
@@ -482,17 +553,18 @@ var file_llmesh_tunnel_v1_tunnel_proto_goTypes = []any{
 var file_llmesh_tunnel_v1_tunnel_proto_depIdxs = []int32{
 	0, // 0: llmesh.tunnel.v1.RequestHead.headers:type_name -> llmesh.tunnel.v1.Header
 	0, // 1: llmesh.tunnel.v1.ResponseHead.headers:type_name -> llmesh.tunnel.v1.Header
-	0, // 2: llmesh.tunnel.v1.End.trailers:type_name -> llmesh.tunnel.v1.Header
-	1, // 3: llmesh.tunnel.v1.Frame.request:type_name -> llmesh.tunnel.v1.RequestHead
-	2, // 4: llmesh.tunnel.v1.Frame.response:type_name -> llmesh.tunnel.v1.ResponseHead
-	3, // 5: llmesh.tunnel.v1.Frame.end:type_name -> llmesh.tunnel.v1.End
-	4, // 6: llmesh.tunnel.v1.Tunnel.Exchange:input_type -> llmesh.tunnel.v1.Frame
-	4, // 7: llmesh.tunnel.v1.Tunnel.Exchange:output_type -> llmesh.tunnel.v1.Frame
-	7, // [7:8] is the sub-list for method output_type
-	6, // [6:7] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	0, // 2: llmesh.tunnel.v1.ResponseHead.trailers:type_name -> llmesh.tunnel.v1.Header
+	0, // 3: llmesh.tunnel.v1.End.trailers:type_name -> llmesh.tunnel.v1.Header
+	1, // 4: llmesh.tunnel.v1.Frame.request:type_name -> llmesh.tunnel.v1.RequestHead
+	2, // 5: llmesh.tunnel.v1.Frame.response:type_name -> llmesh.tunnel.v1.ResponseHead
+	3, // 6: llmesh.tunnel.v1.Frame.end:type_name -> llmesh.tunnel.v1.End
+	4, // 7: llmesh.tunnel.v1.Tunnel.Exchange:input_type -> llmesh.tunnel.v1.Frame
+	4, // 8: llmesh.tunnel.v1.Tunnel.Exchange:output_type -> llmesh.tunnel.v1.Frame
+	8, // [8:9] is the sub-list for method output_type
+	7, // [7:8] is the sub-list for method input_type
+	7, // [7:7] is the sub-list for extension type_name
+	7, // [7:7] is the sub-list for extension extendee
+	0, // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_llmesh_tunnel_v1_tunnel_proto_init() }

@@ -14,6 +14,16 @@
 //   carries. Names (provider, method, header names) stay `string`: they are
 //   HTTP tokens, ASCII by definition.
 //
+//   Whole exchanges in one frame (format 1, optional): a small exchange
+//   whose body is complete when its head is sent may carry that body in its
+//   head, with `end` set: no Body or End frame follows, and the receiver
+//   needs no goroutine or pipe to stream it. Each side uses it only when the
+//   peer said it reads it, so nodes of versions before it keep working:
+//   the egress says so in its stream headers (metadata key
+//   "llmesh-end-in-head", value "1"), and the ingress remembers that for its
+//   later exchanges on the connection; the ingress says so in
+//   RequestHead.response_end.
+//
 //   Format 0 (before format 1, never versioned). Heads were Frame fields 1
 //   and 2, header values, path and query proto3 `string`s, which must be
 //   valid UTF-8: a header value with byte 0xE9 failed to marshal. Its field
@@ -49,8 +59,10 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 type TunnelClient interface {
 	// Exchange carries one HTTP request and its response.
-	// Ingress → egress: RequestHead, then Body chunks, then End.
-	// Egress → ingress: ResponseHead, then Body chunks, then End (with trailers).
+	// Ingress → egress: RequestHead, then Body chunks, then End; or only a
+	// RequestHead with end set.
+	// Egress → ingress: ResponseHead, then Body chunks, then End (with
+	// trailers); or only a ResponseHead with end set.
 	// A failure after the response head ends the stream with a gRPC error status.
 	Exchange(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[Frame, Frame], error)
 }
@@ -81,8 +93,10 @@ type Tunnel_ExchangeClient = grpc.BidiStreamingClient[Frame, Frame]
 // for forward compatibility.
 type TunnelServer interface {
 	// Exchange carries one HTTP request and its response.
-	// Ingress → egress: RequestHead, then Body chunks, then End.
-	// Egress → ingress: ResponseHead, then Body chunks, then End (with trailers).
+	// Ingress → egress: RequestHead, then Body chunks, then End; or only a
+	// RequestHead with end set.
+	// Egress → ingress: ResponseHead, then Body chunks, then End (with
+	// trailers); or only a ResponseHead with end set.
 	// A failure after the response head ends the stream with a gRPC error status.
 	Exchange(grpc.BidiStreamingServer[Frame, Frame]) error
 	mustEmbedUnimplementedTunnelServer()
