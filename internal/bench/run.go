@@ -471,6 +471,10 @@ func (r *runner) perf(name string, procs []*process) (stop func()) {
 		}
 		return '-'
 	}, name))
+	if err := os.MkdirAll(r.opts.PerfDir, 0o755); err != nil {
+		r.logf("perf: %v", err)
+		return func() {}
+	}
 	rec := exec.Command("perf", "record", "-g", "-F", "999", "-o", base+".data", "-p", strings.Join(pids, ","))
 	rec.Stdout, rec.Stderr = r.opts.Log, r.opts.Log
 	if err := rec.Start(); err != nil {
