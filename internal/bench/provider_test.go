@@ -59,8 +59,14 @@ func testProviderReplay(t *testing.T, kind string) {
 	}
 }
 
+// TestProviderKind: an unknown -provider fails before anything is built or
+// started.
 func TestProviderKind(t *testing.T) {
 	if _, err := startProvider("h3"); err == nil || !strings.Contains(err.Error(), "h2 or h1") {
 		t.Errorf("startProvider(h3) = %v, want an error naming h2 and h1", err)
+	}
+	err := Run(t.Context(), Options{Go: "false", Root: t.TempDir(), Providers: []string{"h2", "h3"}, Out: io.Discard, Log: io.Discard})
+	if err == nil || !strings.Contains(err.Error(), `-provider "h3"`) {
+		t.Errorf("Run with -provider h2,h3 = %v, want it refused", err)
 	}
 }

@@ -111,6 +111,11 @@ type row struct {
 // Run builds the binaries, measures every setup and prints the table.
 func Run(ctx context.Context, opts Options) error {
 	r := &runner{opts: opts, plan: newPlan(opts.Quick), loadCPU: -1, proxyCPU: -1}
+	for _, k := range opts.Providers {
+		if !slices.Contains(providerKinds, k) {
+			return fmt.Errorf("-provider %q: want %s, or a comma list of them", k, strings.Join(providerKinds, " or "))
+		}
+	}
 	if opts.Idle > 0 {
 		r.plan.idle.n = opts.Idle
 	}
@@ -146,18 +151,23 @@ func Run(ctx context.Context, opts Options) error {
 		r.logf("the open-file limit is %d: %d idle streams instead of %d (raise ulimit -Hn, or run with CAP_SYS_RESOURCE, for more)", limit, fit, r.plan.idle.n)
 		r.plan.idle.n = fit
 	}
-	kinds := opts.Providers
+	var kinds []string
+	for _, k := range opts.Providers {
+		if !slices.Contains(kinds, k) {
+			kinds = append(kinds, k)
+		}
+	}
 	if len(kinds) == 0 {
 		kinds = providerKinds[:1]
-	}
-	if err := r.startProviders(kinds); err != nil {
-		return err
 	}
 	defer func() {
 		for _, p := range r.byKind {
 			p.Close()
 		}
 	}()
+	if err := r.startProviders(kinds); err != nil {
+		return err
+	}
 
 	var rows []row
 	for i, s := range setups(r.plan.bracket, label, opts.Env, kinds) {
@@ -174,15 +184,13 @@ func Run(ctx context.Context, opts Options) error {
 	return r.print(rows, machine, kinds)
 }
 
-// startProviders starts one provider per kind, and writes the certificate
+// startProviders starts one provider per kind (into r.byKind, which the
+// caller closes), and writes the certificate
 // of the HTTPS one where the proxies' SSL_CERT_FILE finds it (Go reads its
 // roots from that file on Linux, so the nodes need no config key).
 func (r *runner) startProviders(kinds []string) error {
 	r.byKind = map[string]*provider{}
 	for _, k := range kinds {
-		if r.byKind[k] != nil {
-			continue
-		}
 		p, err := startProvider(k)
 		if err != nil {
 			return err
