@@ -8,12 +8,19 @@ import (
 // TestIdleStreams: every idle stream opens, gets its comments and is
 // measured while open; ending them is not counted as a failure.
 func TestIdleStreams(t *testing.T) {
-	p, err := startProvider()
+	for _, kind := range providerKinds {
+		t.Run(kind, func(t *testing.T) { testIdleStreams(t, kind) })
+	}
+}
+
+func testIdleStreams(t *testing.T, kind string) {
+	p, err := startProvider(kind)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(p.Close)
 	c := newClient(32)
+	p.trust(c)
 	t.Cleanup(c.CloseIdleConnections)
 	const n = 32
 	measured := 0

@@ -22,17 +22,21 @@ import (
 
 // Options of one run.
 type Options struct {
-	Quick   bool      // a smoke run of about 30 s: short phases, no second floor rows
-	Go      string    // the go command that builds the binaries
-	Root    string    // the module's directory
-	PerfDir string    // if set, perf record the llmesh rows' closed loops and write reports here
-	Against string    // if set, another checkout of llmesh whose ingress and egress are measured too
-	NodeLog string    // the nodes' log.level; "" = their default, info (an access-log line per request)
-	Only    string    // if set, only DIRECT and the rows whose name contains it
-	Env     []string  // KEY=VALUE added to the environment of this checkout's nodes (GOGC, GOMEMLIMIT), not -against's
-	Idle    int       // if set, the idle streams of the idle phase (default 10,000; -quick 1000)
-	Out     io.Writer // the table
-	Log     io.Writer // progress
+	Quick   bool     // a smoke run of about 30 s: short phases, no second floor rows
+	Go      string   // the go command that builds the binaries
+	Root    string   // the module's directory
+	PerfDir string   // if set, perf record the llmesh rows' closed loops and write reports here
+	Against string   // if set, another checkout of llmesh whose ingress and egress are measured too
+	NodeLog string   // the nodes' log.level; "" = their default, info (an access-log line per request)
+	Only    string   // if set, only DIRECT and the rows whose name contains it
+	Env     []string // KEY=VALUE added to the environment of this checkout's nodes (GOGC, GOMEMLIMIT), not -against's
+	Idle    int      // if set, the idle streams of the idle phase (default 10,000; -quick 1000)
+	// Providers are the fake provider's protocols (providerKinds): the
+	// DIRECT and floor rows call the first, the llmesh rows run once per
+	// provider. Empty means the default, h2.
+	Providers []string
+	Out       io.Writer // the table
+	Log       io.Writer // progress
 }
 
 // plan is how long and how hard each phase runs.
@@ -81,9 +85,11 @@ const maxConns = 2048
 type runner struct {
 	opts     Options
 	plan     plan
-	dir      string // binaries, configs, logs; removed at the end
-	provider *provider
-	loadCPU  int // -1: not pinned
+	dir      string               // binaries, configs, logs; removed at the end
+	provider *provider            // the provider of the row being measured
+	byKind   map[string]*provider // every provider of the run
+	childEnv []string             // added to every proxy's environment: SSL_CERT_FILE
+	loadCPU  int                  // -1: not pinned
 	proxyCPU int
 }
 
@@ -105,6 +111,11 @@ type row struct {
 // Run builds the binaries, measures every setup and prints the table.
 func Run(ctx context.Context, opts Options) error {
 	r := &runner{opts: opts, plan: newPlan(opts.Quick), loadCPU: -1, proxyCPU: -1}
+	for _, k := range opts.Providers {
+		if !slices.Contains(providerKinds, k) {
+			return fmt.Errorf("-provider %q: want %s, or a comma list of them", k, strings.Join(providerKinds, " or "))
+		}
+	}
 	if opts.Idle > 0 {
 		r.plan.idle.n = opts.Idle
 	}
@@ -140,23 +151,61 @@ func Run(ctx context.Context, opts Options) error {
 		r.logf("the open-file limit is %d: %d idle streams instead of %d (raise ulimit -Hn, or run with CAP_SYS_RESOURCE, for more)", limit, fit, r.plan.idle.n)
 		r.plan.idle.n = fit
 	}
-	if r.provider, err = startProvider(); err != nil {
+	var kinds []string
+	for _, k := range opts.Providers {
+		if !slices.Contains(kinds, k) {
+			kinds = append(kinds, k)
+		}
+	}
+	if len(kinds) == 0 {
+		kinds = providerKinds[:1]
+	}
+	defer func() {
+		for _, p := range r.byKind {
+			p.Close()
+		}
+	}()
+	if err := r.startProviders(kinds); err != nil {
 		return err
 	}
-	defer r.provider.Close()
 
 	var rows []row
-	for i, s := range setups(r.plan.bracket, label, opts.Env) {
+	for i, s := range setups(r.plan.bracket, label, opts.Env, kinds) {
 		if i > 0 && !strings.Contains(s.name, opts.Only) {
 			continue
 		}
+		r.provider = r.byKind[s.provider]
 		res, err := r.measure(ctx, s)
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
 		rows = append(rows, res)
 	}
-	return r.print(rows, machine)
+	return r.print(rows, machine, kinds)
+}
+
+// startProviders starts one provider per kind (into r.byKind, which the
+// caller closes), and writes the certificate
+// of the HTTPS one where the proxies' SSL_CERT_FILE finds it (Go reads its
+// roots from that file on Linux, so the nodes need no config key).
+func (r *runner) startProviders(kinds []string) error {
+	r.byKind = map[string]*provider{}
+	for _, k := range kinds {
+		p, err := startProvider(k)
+		if err != nil {
+			return err
+		}
+		r.byKind[k] = p
+		if p.caPEM == nil {
+			continue
+		}
+		ca := filepath.Join(r.dir, "provider-ca.pem")
+		if err := os.WriteFile(ca, p.caPEM, 0o644); err != nil {
+			return err
+		}
+		r.childEnv = append(r.childEnv, "SSL_CERT_FILE="+ca)
+	}
+	return nil
 }
 
 // build compiles the packages of the module in root into out. It runs
@@ -262,6 +311,7 @@ func (r *runner) measure(ctx context.Context, s setup) (res row, err error) {
 	}
 	url := base + s.path
 	client := newClient(maxConns)
+	r.provider.trust(client) // DIRECT calls it
 	defer client.CloseIdleConnections()
 	do := func(ctx context.Context) error { return chat(ctx, client, url, false) }
 	if err := waitReady(ctx, do); err != nil {
@@ -305,6 +355,7 @@ func (r *runner) idlePhase(ctx context.Context, s setup, res *row) error {
 	}
 	url := base + s.path
 	client := newClient(ip.n)
+	r.provider.trust(client)
 	defer client.CloseIdleConnections()
 	if err := waitReady(ctx, func(ctx context.Context) error { return chat(ctx, client, url, false) }); err != nil {
 		return err
@@ -495,7 +546,7 @@ func (r *runner) perf(name string, procs []*process) (stop func()) {
 }
 
 // print writes the table and how to read it.
-func (r *runner) print(rows []row, machine string) error {
+func (r *runner) print(rows []row, machine string, kinds []string) error {
 	t := Table{Header: []string{"setup", "CPU/req", "req/s", "added p50", "added p99", "added p99.9"}}
 	for _, sp := range r.plan.streams {
 		t.Header = append(t.Header, fmt.Sprintf("TTFB p50 / p99, %d streams", sp.n), fmt.Sprintf("max gap, %d streams", sp.n))
@@ -524,6 +575,13 @@ func (r *runner) print(rows []row, machine string) error {
 	p := r.plan
 	sp := p.streams[0]
 	fmt.Fprintf(out, "\n%s\n", machine)
+	for i, k := range kinds {
+		which := "the llmesh rows'"
+		if i == 0 {
+			which = "every row's"
+		}
+		fmt.Fprintf(out, "provider (%s): %s\n", which, r.byKind[k].describe())
+	}
 	fmt.Fprintf(out, "CPU/req and req/s: %d closed-loop clients for %v (after %v of warm-up), non-streamed chat completions; CPU is utime+stime of every proxy process.\n", p.workers, p.closed, p.warmup)
 	fmt.Fprintf(out, "added pN: open loop, %d requests/s for %v, latency from each request's scheduled send time; DIRECT's row is absolute, the others are minus DIRECT's.\n", p.rate, p.open)
 	fmt.Fprintf(out, "streams: SSE of %d events %v apart, each client opening the next as one ends, measured for %v after a %v ramp; TTFB = request sent → response head; gap includes the nominal %v.\n", sp.events, sp.delay, sp.run, sp.length(), sp.delay)

@@ -17,36 +17,51 @@ import (
 // setup is one row of the table: the proxy processes it starts (none for
 // DIRECT) and where the load generator sends its chat completions.
 type setup struct {
-	name  string
-	path  string // chat completions, as this setup serves them
-	start func(r *runner) (procs []*process, base string, err error)
+	name     string
+	path     string // chat completions, as this setup serves them
+	start    func(r *runner) (procs []*process, base string, err error)
+	provider string // the provider's kind (see providerKinds)
 }
 
 // setups are the rows in the order they run. against names a second build
 // of llmesh ("" = none), measured after the first. env is added to the
 // environment of this checkout's nodes (not the other build's), and named
-// in their rows. The floors run again after llmesh when bracket is set, so
-// drift during the run shows.
-func setups(bracket bool, against string, env []string) []setup {
+// in their rows. DIRECT and the floors call the first of kinds (the
+// providers' protocols); the llmesh rows run once per kind, named by it
+// when there are several. The floors run again after llmesh when bracket
+// is set, so drift during the run shows.
+func setups(bracket bool, against string, env []string, kinds []string) []setup {
 	suffix := ""
 	if len(env) > 0 {
 		suffix = " (" + strings.Join(env, " ") + ")"
 	}
-	direct := setup{"DIRECT (no proxy)", "/v1/chat/completions", func(r *runner) ([]*process, string, error) {
+	const chat, meshChat = "/v1/chat/completions", "/openai/v1/chat/completions"
+	first := kinds[0]
+	direct := setup{"DIRECT (no proxy)", chat, func(r *runner) ([]*process, string, error) {
 		return nil, r.provider.URL, nil
-	}}
-	floor := setup{"Go floor", "/v1/chat/completions", startFloor}
-	twoHop := setup{"two-hop floor", "/v1/chat/completions", startTwoHop}
-	list := []setup{
-		direct, floor, twoHop,
-		{"llmesh direct" + suffix, "/openai/v1/chat/completions", startDirect(".", env)},
-		{"llmesh tunnel" + suffix, "/openai/v1/chat/completions", startTunnel(".", env)},
-	}
+	}, first}
+	floor := setup{"Go floor", chat, startFloor, first}
+	twoHop := setup{"two-hop floor", chat, startTwoHop, first}
+	list := []setup{direct, floor, twoHop}
+	builds := []struct{ bin, label string }{{".", suffix}}
 	if against != "" {
-		list = append(list,
-			setup{"llmesh direct (" + against + ")", "/openai/v1/chat/completions", startDirect(againstDir, nil)},
-			setup{"llmesh tunnel (" + against + ")", "/openai/v1/chat/completions", startTunnel(againstDir, nil)},
-		)
+		builds = append(builds, struct{ bin, label string }{againstDir, " (" + against + ")"})
+	}
+	for _, b := range builds {
+		e := env
+		if b.bin != "." {
+			e = nil
+		}
+		for _, k := range kinds {
+			label := b.label
+			if len(kinds) > 1 {
+				label = " " + k + label
+			}
+			list = append(list,
+				setup{"llmesh direct" + label, meshChat, startDirect(b.bin, e), k},
+				setup{"llmesh tunnel" + label, meshChat, startTunnel(b.bin, e), k},
+			)
+		}
 	}
 	if bracket {
 		floor.name += " (again)"
@@ -242,8 +257,8 @@ func (r *runner) startEnv(name, bin string, env []string, args ...string) (*proc
 	defer out.Close() // the child has its own descriptor
 	p.cmd = exec.Command(filepath.Join(r.dir, bin), args...)
 	p.cmd.Stdout, p.cmd.Stderr = out, out
-	if len(env) > 0 {
-		p.cmd.Env = append(os.Environ(), env...)
+	if len(env) > 0 || len(r.childEnv) > 0 {
+		p.cmd.Env = append(append(os.Environ(), r.childEnv...), env...)
 	}
 	if err := StartOn(p.cmd, r.proxyCPU); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)

@@ -38,3 +38,30 @@ func TestNodeConfigs(t *testing.T) {
 		})
 	}
 }
+
+// TestSetups: the llmesh rows run once per provider kind, named by it when
+// there are several, each build's with its own environment; DIRECT and the
+// floors call the first kind.
+func TestSetups(t *testing.T) {
+	names := func(list []setup) (out []string) {
+		for _, s := range list {
+			out = append(out, s.name+" → "+s.provider)
+		}
+		return out
+	}
+	got := names(setups(false, "", nil, []string{providerH2}))
+	want := []string{"DIRECT (no proxy) → h2", "Go floor → h2", "two-hop floor → h2", "llmesh direct → h2", "llmesh tunnel → h2"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("one kind:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	got = names(setups(true, "base", []string{"GOGC=50"}, []string{providerH2, providerH1}))
+	want = []string{"DIRECT (no proxy) → h2", "Go floor → h2", "two-hop floor → h2",
+		"llmesh direct h2 (GOGC=50) → h2", "llmesh tunnel h2 (GOGC=50) → h2",
+		"llmesh direct h1 (GOGC=50) → h1", "llmesh tunnel h1 (GOGC=50) → h1",
+		"llmesh direct h2 (base) → h2", "llmesh tunnel h2 (base) → h2",
+		"llmesh direct h1 (base) → h1", "llmesh tunnel h1 (base) → h1",
+		"Go floor (again) → h2", "two-hop floor (again) → h2"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("two kinds, -against, -env:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

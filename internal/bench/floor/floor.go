@@ -38,8 +38,11 @@ func New(target *url.URL) http.Handler {
 
 func newTransport() *http.Transport {
 	return &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		DisableCompression:  true,
+		DialContext:        (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DisableCompression: true,
+		// HTTP/2 to an HTTPS target that offers it, as net/http's
+		// default transport does (a custom dialer turns it off).
+		ForceAttemptHTTP2:   true,
 		MaxIdleConnsPerHost: MaxIdlePerHost,
 		IdleConnTimeout:     90 * time.Second,
 	}

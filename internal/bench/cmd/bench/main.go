@@ -2,7 +2,7 @@
 // the Go floor on this machine and prints one table (package
 // internal/bench). Run it from the module's root:
 //
-//	go run ./internal/bench/cmd/bench [-quick] [-only ROW] [-idle N] [-env KEY=VALUE] [-log LEVEL] [-perf DIR] [-against DIR]
+//	go run ./internal/bench/cmd/bench [-quick] [-only ROW] [-idle N] [-provider h2|h1|h2,h1] [-env KEY=VALUE] [-log LEVEL] [-perf DIR] [-against DIR]
 //
 // BENCH_QUICK=1 is -quick: a smoke run of about 30 seconds.
 package main
@@ -42,6 +42,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var env envList
 	fs.Var(&env, "env", "KEY=VALUE for the environment of this checkout's nodes, not -against's (repeat it), e.g. GOMEMLIMIT=48MiB; with -against . it measures a runtime setting against none, in one run")
 	idle := fs.Int("idle", 0, "idle streams held open at once in the idle phase (default 10000; 1000 with -quick)")
+	providers := fs.String("provider", "h2", "the fake provider's protocol: h2 (HTTPS with HTTP/2, as the public APIs) or h1 (plain HTTP/1.1); a comma list (h2,h1) runs the llmesh rows once per provider")
 	goCmd := fs.String("go", "go", "the go command that builds the binaries")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -56,7 +57,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if _, err := os.Stat(root + "/go.mod"); err != nil {
 		return fmt.Errorf("run from the module's root: %w", err)
 	}
-	return bench.Run(ctx, bench.Options{Quick: *quick, Go: *goCmd, Root: root, PerfDir: *perf, Against: *against, NodeLog: *nodeLog, Only: *only, Env: env, Idle: *idle, Out: stdout, Log: stderr})
+	return bench.Run(ctx, bench.Options{Quick: *quick, Go: *goCmd, Root: root, PerfDir: *perf, Against: *against, NodeLog: *nodeLog, Only: *only, Env: env, Idle: *idle, Providers: strings.Split(*providers, ","), Out: stdout, Log: stderr})
 }
 
 // envList collects repeated -env flags.
