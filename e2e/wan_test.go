@@ -27,7 +27,7 @@ import (
 
 // TestAcrossOceans is make bench-wan (LLMESH_WAN=1, root): the real
 // binaries on both sides of an emulated 150 ms RTT, 100 Mbit/s, 0.1 % loss
-// link (internal/wan), each row of the README's "Across oceans" table
+// link (internal/wan), each row of the "Across oceans" table of docs/benchmarks.md
 // measured against its floor, the same request sent straight over the link.
 //
 //	host A (10.201.0.1): the client (this process) and the ingress

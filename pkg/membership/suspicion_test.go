@@ -21,9 +21,9 @@ func suspicion(mult, maxMult, n int, interval time.Duration) (min, max time.Dura
 	return min, time.Duration(maxMult) * min, k
 }
 
-// TestSuspicionTable checks the README's failure-detection table (section
+// TestSuspicionTable checks the failure-detection table of docs/mesh.md (section
 // Gossip) against the timers each profile really configures: when the
-// README's numbers drift from the code, this fails.
+// table's numbers drift from the code, this fails.
 func TestSuspicionTable(t *testing.T) {
 	const s = time.Second
 	type row struct {
@@ -47,7 +47,7 @@ func TestSuspicionTable(t *testing.T) {
 				max = min // no confirmations expected: the timer is min from the start
 			}
 			if min != r.min || max != r.max {
-				t.Errorf("%s at %d nodes: suspicion %v to %v (k=%d), README says %v to %v",
+				t.Errorf("%s at %d nodes: suspicion %v to %v (k=%d), docs/mesh.md says %v to %v",
 					profile, r.n, min, max, k, r.min, r.max)
 			}
 		}
