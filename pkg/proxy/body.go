@@ -81,8 +81,11 @@ func (p pace) timeout(byRate bool) *bodyTimeoutError {
 type pacedBody struct {
 	body  io.ReadCloser
 	pace  pace
-	rc    *http.ResponseController // nil: timer mode
-	timer *time.Timer              // timer mode
+	rc    http.ResponseController // read deadlines, when deadlines is set
+	timer *time.Timer             // timer mode (no deadlines)
+	// deadlines: the server supports read deadlines; rc is a value, not a
+	// pointer, so the request's state takes one allocation.
+	deadlines bool
 	// lingers: closing the body reads what is left (Go's HTTP/1 server
 	// discards up to 256 KiB to reuse the connection); bound that too.
 	lingers bool
@@ -98,17 +101,19 @@ type pacedBody struct {
 	closed bool
 }
 
-// paceBody wraps r.Body so it keeps p. w is the server's own ResponseWriter.
-func paceBody(w http.ResponseWriter, r *http.Request, p pace) *pacedBody {
+// paceBody wraps r.Body in b so it keeps p, and returns b; nil when r's
+// body needs no pace. w is the server's own ResponseWriter. b is the
+// caller's zero pacedBody, part of a larger allocation (see served).
+func paceBody(b *pacedBody, w http.ResponseWriter, r *http.Request, p pace) *pacedBody {
 	if p.idle <= 0 || r.Body == nil || r.Body == http.NoBody || r.GetBody != nil {
 		// A served request with GetBody has its body in memory already (the
 		// tunnel's whole body, see tunnel.Server): it cannot stall.
 		return nil
 	}
-	b := &pacedBody{body: r.Body, pace: p, lingers: r.ProtoMajor == 1}
-	rc := http.NewResponseController(w)
-	if err := rc.SetReadDeadline(time.Time{}); err == nil {
-		b.rc = rc
+	b.body, b.pace, b.lingers = r.Body, p, r.ProtoMajor == 1
+	b.rc = *http.NewResponseController(w)
+	if err := b.rc.SetReadDeadline(time.Time{}); err == nil {
+		b.deadlines = true
 	} else {
 		b.timer = time.AfterFunc(time.Hour, b.expire)
 		b.timer.Stop()
@@ -148,7 +153,7 @@ func (b *pacedBody) Read(p []byte) (int, error) {
 func (b *pacedBody) Close() error {
 	b.mu.Lock()
 	b.closed = true
-	lingers := b.lingers && b.rc != nil && !b.eof.Load()
+	lingers := b.lingers && b.deadlines && !b.eof.Load()
 	if lingers {
 		deadline := time.Now() // already cut: no more waiting
 		if b.cut.Load() == nil {
@@ -171,7 +176,7 @@ func (b *pacedBody) Close() error {
 }
 
 func (b *pacedBody) arm(deadline time.Time, wait time.Duration, byRate bool) {
-	if b.rc == nil {
+	if !b.deadlines {
 		b.byRate.Store(byRate)
 		b.timer.Reset(wait)
 		return
@@ -187,7 +192,7 @@ func (b *pacedBody) arm(deadline time.Time, wait time.Duration, byRate bool) {
 // would fire between reads, and on HTTP/1 one left after the end of the body
 // would cut the server's watch for a hang-up.
 func (b *pacedBody) disarm() {
-	if b.rc == nil {
+	if !b.deadlines {
 		b.timer.Stop()
 		return
 	}

@@ -59,8 +59,8 @@ func pipeRequest(t *testing.T, p pace) (*pacedBody, *io.PipeWriter) {
 	pr, pw := io.Pipe()
 	r := httptest.NewRequest("POST", "/p/x", nil)
 	r.Body = pr
-	b := paceBody(httptest.NewRecorder(), r, p)
-	if b == nil || b.rc != nil {
+	b := paceBody(new(pacedBody), httptest.NewRecorder(), r, p)
+	if b == nil || b.deadlines {
 		t.Fatal("a pipe body is not paced by a timer")
 	}
 	return b, pw

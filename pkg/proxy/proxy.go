@@ -200,9 +200,19 @@ type exchange struct {
 	// by the response (in the exchange's allocation, not one of its own).
 	rp      httputil.ReverseProxy
 	buffers exchangeBuffers
+	// noTrace is the first try's context, without the ReverseProxy's
+	// ClientTrace (see try), in the exchange's allocation.
+	noTrace withoutClientTrace
 }
 
 type exchangeKey struct{}
+
+// served is the state of one served request that lives as long as the
+// handler: one allocation rather than one per part.
+type served struct {
+	sw   statusWriter
+	body pacedBody
+}
 
 func exchangeFrom(ctx context.Context) *exchange {
 	ex, _ := ctx.Value(exchangeKey{}).(*exchange)
@@ -215,8 +225,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if id == "" {
 		id = newRequestID()
 	}
-	sw := &statusWriter{ResponseWriter: w}
-	sw.Header().Set(HeaderRequestID, id)
+	st := &served{sw: statusWriter{ResponseWriter: w}}
+	sw := &st.sw
+	sw.Header()[HeaderRequestID] = []string{id} // canonical already
 	cfg := h.live.Load()
 	var span trace.Span
 	if h.cfg.Tracer != nil {
@@ -244,7 +255,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.logRequest(r, id, name, route, chosen, ex.tries(), sw, total, traceID)
 	}()
 
-	body = paceBody(w, r, pace{idle: cfg.BodyIdleTimeout, minRate: cfg.MinBodyRate})
+	body = paceBody(&st.body, w, r, pace{idle: cfg.BodyIdleTimeout, minRate: cfg.MinBodyRate})
 	if body != nil {
 		// Deferred first so it runs last, once the request's slots are
 		// free: on HTTP/1 it bounds what the server reads of a body left
@@ -603,7 +614,12 @@ func (h *Handler) try(req *http.Request, ex *exchange) outcome {
 	// them): forwarded by the ReverseProxy, a 103's headers would reach the
 	// client unfiltered and the mesh's own headers would be cleared with them.
 	if !h.cfg.Relay { // the relay installs no trace
-		req = req.WithContext(withoutClientTrace{req.Context()})
+		if ex.attempts == 1 {
+			ex.noTrace = withoutClientTrace{req.Context()}
+			req = req.WithContext(&ex.noTrace)
+		} else { // a retry, while the first try's transport may still read its own
+			req = req.WithContext(withoutClientTrace{req.Context()})
+		}
 	}
 	// The next hop's wait includes sending it the body (see measure), and
 	// so reading a small one whole first.

@@ -10,13 +10,30 @@ type requestIDKeyType struct{}
 
 // WithRequestID returns ctx carrying the request id the tunnel forwards.
 func WithRequestID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, requestIDKeyType{}, id)
+	return &requestIDContext{ctx, id}
 }
 
 // RequestID returns the request id in ctx, or "".
 func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKeyType{}).(string)
-	return id
+	if c, ok := ctx.Value(requestIDKeyType{}).(*requestIDContext); ok {
+		return c.id
+	}
+	return ""
+}
+
+// requestIDContext carries a request id in one allocation, where
+// context.WithValue takes two (the context and the boxed string). Its
+// Value for the key is itself: reading the id boxes nothing either.
+type requestIDContext struct {
+	context.Context
+	id string
+}
+
+func (c *requestIDContext) Value(key any) any {
+	if _, ok := key.(requestIDKeyType); ok {
+		return c
+	}
+	return c.Context.Value(key)
 }
 
 type injectKeyType struct{}
