@@ -87,16 +87,15 @@ func bufferFor(contentLength int64) *bufferPool {
 	}
 }
 
-// poolOf is the pool a buffer of this length came from.
+// poolOf is the pool a buffer of this length came from; nil for a length
+// no pool hands out.
 func poolOf(buf []byte) *bufferPool {
-	switch len(buf) {
-	case streamBufferSize:
-		return streamBuffers
-	case bulkBufferSize:
-		return bulkBuffers
-	default:
-		return copyBuffers
+	for _, p := range [...]*bufferPool{streamBuffers, copyBuffers, bulkBuffers} {
+		if len(buf) == p.size {
+			return p
+		}
 	}
+	return nil
 }
 
 // exchangeBuffers is the ReverseProxy's BufferPool for one exchange: Get
@@ -107,7 +106,7 @@ type exchangeBuffers struct{ contentLength int64 }
 func (b *exchangeBuffers) Get() []byte { return bufferFor(b.contentLength).Get() }
 
 func (b *exchangeBuffers) Put(buf []byte) {
-	if p := poolOf(buf); len(buf) == p.size {
+	if p := poolOf(buf); p != nil {
 		p.Put(buf)
 	}
 }

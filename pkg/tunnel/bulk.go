@@ -51,12 +51,10 @@ func (c *Conn) bulkClient() tunnelv1.TunnelClient {
 		b.cc, b.client = cc, tunnelv1.NewTunnelClient(cc)
 		return nil
 	}
-	switch b.cc.GetState() {
-	case connectivity.Ready:
+	if b.cc.GetState() == connectivity.Ready {
 		return b.client
-	case connectivity.Idle:
-		b.cc.Connect()
 	}
+	wakeIdle(b.cc)
 	return nil
 }
 

@@ -137,9 +137,13 @@ func (c *Conn) ready() bool { return c.cc.GetState() == connectivity.Ready }
 // wake reconnects a connection that lost its egress: grpc-go leaves it
 // idle until a stream wants it, and a ready connection wins every pick
 // against it, so no stream ever would.
-func (c *Conn) wake() {
-	if c.cc.GetState() == connectivity.Idle {
-		c.cc.Connect()
+func (c *Conn) wake() { wakeIdle(c.cc) }
+
+// wakeIdle makes an idle connection connect: grpc-go leaves a dropped
+// connection idle until a stream uses it.
+func wakeIdle(cc *grpc.ClientConn) {
+	if cc.GetState() == connectivity.Idle {
+		cc.Connect()
 	}
 }
 
