@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/url"
 	"testing"
 	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"github.com/llmesh/llmesh/internal/bench/floor"
+	"github.com/llmesh/llmesh/internal/benchcpu"
 	"github.com/llmesh/llmesh/pkg/metrics"
 	"github.com/llmesh/llmesh/pkg/provider"
 )
@@ -47,12 +51,38 @@ func BenchmarkProxyDirectTraced(b *testing.B) {
 	benchDirect(b, func(c *Config) { c.Tracer = tp.Tracer("bench") })
 }
 
+// BenchmarkProxyDirectLogged is BenchmarkProxyDirect with the access log
+// on, formatted as a node formats it (the text handler at info).
+func BenchmarkProxyDirectLogged(b *testing.B) {
+	benchDirect(b, func(c *Config) { c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil)) })
+}
+
+// BenchmarkFloorDirect is BenchmarkProxyDirect through make bench's Go
+// floor (httputil.ReverseProxy and nothing more) instead: the difference
+// in cpu-µs/op is what llmesh's own work costs per request.
+func BenchmarkFloorDirect(b *testing.B) {
+	u, err := url.Parse(upstream(b, chatReply).URL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv, client := front(b, floor.New(u))
+	measureChats(b, client, srv.URL)
+}
+
 func benchDirect(b *testing.B, edits ...func(*Config)) {
 	url, client := benchProxy(b, chatReply, edits...)
+	measureChats(b, client, url)
+}
+
+// measureChats sends chat completions to url for b's loop, reporting
+// allocations and CPU time per request (both ends and the provider).
+func measureChats(b *testing.B, client *http.Client, url string) {
 	b.ReportAllocs()
+	report := benchcpu.Start(b)
 	for b.Loop() {
 		chat(b, client, url)
 	}
+	report()
 }
 
 // chatReply answers a non-streamed chat completion, as a provider does.
@@ -137,10 +167,7 @@ func benchMesh(tb testing.TB, up http.HandlerFunc) (string, *http.Client) {
 
 func BenchmarkProxyTunnel(b *testing.B) {
 	url, client := benchMesh(b, chatReply)
-	b.ReportAllocs()
-	for b.Loop() {
-		chat(b, client, url)
-	}
+	measureChats(b, client, url)
 }
 
 var benchIdle = 30 * time.Second
