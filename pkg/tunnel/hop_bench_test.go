@@ -29,6 +29,8 @@ import (
 //   - HopGRPCMessage: one message each way on a stream already open, the
 //     cost per exchange of a design that carries many exchanges on one
 //     long-lived stream;
+//   - HopGRPCMessageAcked: the same with an acceptance message back
+//     before each answer;
 //   - HopTunnel: llmesh's tunnel, Conn.RoundTrip to Server.
 //
 // docs/benchmarks.md reads them.
@@ -103,6 +105,35 @@ func BenchmarkHopGRPCMessage(b *testing.B) {
 	report()
 }
 
+// BenchmarkHopGRPCMessageAcked is HopGRPCMessage with one more message
+// back before the answer: the acceptance an exchange on a shared stream
+// would need before its provider call, to keep the retry guarantee of
+// tunnel.accept_timeout.
+func BenchmarkHopGRPCMessageAcked(b *testing.B) {
+	client := bareTunnel(b)
+	stream, err := client.Exchange(b.Context())
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := stream.Send(requestFrame(&tunnelv1.RequestHead{Format: Format, Provider: ackFirst})); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { stream.CloseSend() })
+	b.ReportAllocs()
+	report := benchcpu.Start(b)
+	for b.Loop() {
+		if err := stream.Send(benchRequestFrame()); err != nil {
+			b.Fatal(err)
+		}
+		for range 2 {
+			if _, err := stream.Recv(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	report()
+}
+
 func BenchmarkHopTunnel(b *testing.B) {
 	c := benchConn(b, chatEgress)
 	b.ReportAllocs()
@@ -132,13 +163,29 @@ type echoTunnel struct {
 	tunnelv1.UnimplementedTunnelServer
 }
 
+// ackFirst, as the provider of a stream's first frame, asks echoTunnel to
+// send an acceptance frame before each answer on that stream.
+const ackFirst = "ack-first"
+
 func (echoTunnel) Exchange(stream tunnelv1.Tunnel_ExchangeServer) error {
+	acks := false
 	for {
-		if _, err := stream.Recv(); err != nil {
+		f, err := stream.Recv()
+		if err != nil {
 			if errors.Is(err, io.EOF) {
 				return nil
 			}
 			return err
+		}
+		if f.GetRequest().GetProvider() == ackFirst {
+			acks = true
+			continue
+		}
+		if acks {
+			ack := &tunnelv1.ResponseHead{Format: Format, Status: http.StatusContinue}
+			if err := stream.Send(&tunnelv1.Frame{Kind: &tunnelv1.Frame_Response{Response: ack}}); err != nil {
+				return err
+			}
 		}
 		answer := &tunnelv1.ResponseHead{
 			Format: Format, Status: http.StatusOK, Body: chatAnswer, End: true,
