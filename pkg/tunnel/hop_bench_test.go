@@ -85,47 +85,36 @@ func BenchmarkHopGRPCStream(b *testing.B) {
 	report()
 }
 
-func BenchmarkHopGRPCMessage(b *testing.B) {
-	client := bareTunnel(b)
-	stream, err := client.Exchange(b.Context())
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { stream.CloseSend() })
-	b.ReportAllocs()
-	report := benchcpu.Start(b)
-	for b.Loop() {
-		if err := stream.Send(benchRequestFrame()); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := stream.Recv(); err != nil {
-			b.Fatal(err)
-		}
-	}
-	report()
-}
+func BenchmarkHopGRPCMessage(b *testing.B) { benchMessages(b, false) }
 
 // BenchmarkHopGRPCMessageAcked is HopGRPCMessage with one more message
 // back before the answer: the acceptance an exchange on a shared stream
 // would need before its provider call, to keep the retry guarantee of
 // tunnel.accept_timeout.
-func BenchmarkHopGRPCMessageAcked(b *testing.B) {
-	client := bareTunnel(b)
-	stream, err := client.Exchange(b.Context())
+func BenchmarkHopGRPCMessageAcked(b *testing.B) { benchMessages(b, true) }
+
+// benchMessages sends request frames on one stream that lasts the
+// benchmark, each answered by one frame, or by two when acked.
+func benchMessages(b *testing.B, acked bool) {
+	stream, err := bareTunnel(b).Exchange(b.Context())
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := stream.Send(requestFrame(&tunnelv1.RequestHead{Format: Format, Provider: ackFirst})); err != nil {
-		b.Fatal(err)
-	}
 	b.Cleanup(func() { stream.CloseSend() })
+	answers := 1
+	if acked {
+		if err := stream.Send(requestFrame(&tunnelv1.RequestHead{Format: Format, Provider: ackFirst})); err != nil {
+			b.Fatal(err)
+		}
+		answers = 2
+	}
 	b.ReportAllocs()
 	report := benchcpu.Start(b)
 	for b.Loop() {
 		if err := stream.Send(benchRequestFrame()); err != nil {
 			b.Fatal(err)
 		}
-		for range 2 {
+		for range answers {
 			if _, err := stream.Recv(); err != nil {
 				b.Fatal(err)
 			}
