@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"testing"
 	"time"
@@ -61,12 +62,26 @@ func BenchmarkProxyDirectLogged(b *testing.B) {
 // floor (httputil.ReverseProxy and nothing more) instead: the difference
 // in cpu-µs/op is what llmesh's own work costs per request.
 func BenchmarkFloorDirect(b *testing.B) {
-	u, err := url.Parse(upstream(b, chatReply).URL)
+	srv, client := floorTo(b, upstream(b, chatReply).URL)
+	measureChats(b, client, srv.URL)
+}
+
+// BenchmarkFloorTwoHop is BenchmarkFloorDirect through two floors chained:
+// beside BenchmarkProxyTunnel, what the tunnel and the egress cost above a
+// plain HTTP/1.1 hop and a second floor.
+func BenchmarkFloorTwoHop(b *testing.B) {
+	second, _ := floorTo(b, upstream(b, chatReply).URL)
+	first, client := floorTo(b, second.URL)
+	measureChats(b, client, first.URL)
+}
+
+// floorTo serves a Go floor to target and returns it with a client.
+func floorTo(b *testing.B, target string) (*httptest.Server, *http.Client) {
+	u, err := url.Parse(target)
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv, client := front(b, floor.New(u))
-	measureChats(b, client, srv.URL)
+	return front(b, floor.New(u))
 }
 
 func benchDirect(b *testing.B, edits ...func(*Config)) {
@@ -153,6 +168,12 @@ func benchMesh(tb testing.TB, up http.HandlerFunc) (string, *http.Client) {
 		BodyIdleTimeout: benchIdle,
 		MinBodyRate:     4096,
 	})
+	return benchMeshTo(tb, egress)
+}
+
+// benchMeshTo is benchMesh with egress serving the tunnelled requests.
+func benchMeshTo(tb testing.TB, egress http.Handler) (string, *http.Client) {
+	tb.Helper()
 	conn := dialEgress(tb, egress)
 	ingress := newHandler(tb, Config{
 		Providers:       provider.NewRegistry(newProvider(tb, "p", "http://"+closedAddr(tb), provider.StyleOpenAI, 1<<20)),
@@ -167,6 +188,31 @@ func benchMesh(tb testing.TB, up http.HandlerFunc) (string, *http.Client) {
 
 func BenchmarkProxyTunnel(b *testing.B) {
 	url, client := benchMesh(b, chatReply)
+	measureChats(b, client, url)
+}
+
+// BenchmarkProxyTunnelToFloor is BenchmarkProxyTunnel with a Go floor
+// behind the tunnel instead of llmesh's egress handler: beside
+// BenchmarkProxyTunnel it prices the egress's own work, beside
+// BenchmarkFloorTwoHop the tunnel against an HTTP/1.1 hop.
+func BenchmarkProxyTunnelToFloor(b *testing.B) {
+	u, err := url.Parse(upstream(b, chatReply).URL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	url, client := benchMeshTo(b, floor.New(u))
+	measureChats(b, client, url)
+}
+
+// BenchmarkProxyDirectToFloor is BenchmarkProxyDirect with a Go floor
+// between the ingress and the provider: beside BenchmarkProxyTunnelToFloor,
+// the tunnel against an HTTP/1.1 hop, with the same nodes on both sides.
+func BenchmarkProxyDirectToFloor(b *testing.B) {
+	u, err := url.Parse(upstream(b, chatReply).URL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	url, client := benchProxy(b, floor.New(u).ServeHTTP)
 	measureChats(b, client, url)
 }
 
