@@ -17,17 +17,23 @@ func benchConn(b testing.TB, h http.Handler) *Conn {
 }
 
 func roundTrip(b testing.TB, c *Conn, method string, body []byte) {
+	exchangeVia(b, c, method, "llmesh://openai/v1/chat/completions", body)
+}
+
+// exchangeVia sends a chat completion's request to url through rt and
+// reads the whole answer.
+func exchangeVia(b testing.TB, rt http.RoundTripper, method, url string, body []byte) {
 	var r io.Reader
 	if body != nil {
 		r = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(b.Context(), method, "llmesh://openai/v1/chat/completions", r)
+	req, err := http.NewRequestWithContext(b.Context(), method, url, r)
 	if err != nil {
 		b.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer sk-bench")
-	resp, err := c.RoundTrip(req)
+	resp, err := rt.RoundTrip(req)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package tunnel
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"net/http"
@@ -38,26 +37,13 @@ import (
 func BenchmarkHopHTTP1(b *testing.B) {
 	srv := httptest.NewServer(chatEgress)
 	b.Cleanup(srv.Close)
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16, DisableCompression: true}}
-	b.Cleanup(client.CloseIdleConnections)
+	tr := &http.Transport{MaxIdleConnsPerHost: 16, DisableCompression: true}
+	b.Cleanup(tr.CloseIdleConnections)
 	url := srv.URL + "/v1/chat/completions"
 	b.ReportAllocs()
 	report := benchcpu.Start(b)
 	for b.Loop() {
-		req, err := http.NewRequestWithContext(b.Context(), http.MethodPost, url, bytes.NewReader(chatRequest))
-		if err != nil {
-			b.Fatal(err)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer sk-bench")
-		resp, err := client.Do(req)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-			b.Fatal(err)
-		}
-		resp.Body.Close()
+		exchangeVia(b, tr, http.MethodPost, url, chatRequest)
 	}
 	report()
 }
