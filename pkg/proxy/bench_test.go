@@ -77,11 +77,16 @@ func BenchmarkFloorTwoHop(b *testing.B) {
 
 // floorTo serves a Go floor to target and returns it with a client.
 func floorTo(b *testing.B, target string) (*httptest.Server, *http.Client) {
+	return front(b, floorFor(b, target))
+}
+
+// floorFor is a Go floor (make bench's) to target.
+func floorFor(b *testing.B, target string) http.Handler {
 	u, err := url.Parse(target)
 	if err != nil {
 		b.Fatal(err)
 	}
-	return front(b, floor.New(u))
+	return floor.New(u)
 }
 
 func benchDirect(b *testing.B, edits ...func(*Config)) {
@@ -196,11 +201,7 @@ func BenchmarkProxyTunnel(b *testing.B) {
 // BenchmarkProxyTunnel it prices the egress's own work, beside
 // BenchmarkFloorTwoHop the tunnel against an HTTP/1.1 hop.
 func BenchmarkProxyTunnelToFloor(b *testing.B) {
-	u, err := url.Parse(upstream(b, chatReply).URL)
-	if err != nil {
-		b.Fatal(err)
-	}
-	url, client := benchMeshTo(b, floor.New(u))
+	url, client := benchMeshTo(b, floorFor(b, upstream(b, chatReply).URL))
 	measureChats(b, client, url)
 }
 
@@ -208,11 +209,7 @@ func BenchmarkProxyTunnelToFloor(b *testing.B) {
 // between the ingress and the provider: beside BenchmarkProxyTunnelToFloor,
 // the tunnel against an HTTP/1.1 hop, with the same nodes on both sides.
 func BenchmarkProxyDirectToFloor(b *testing.B) {
-	u, err := url.Parse(upstream(b, chatReply).URL)
-	if err != nil {
-		b.Fatal(err)
-	}
-	url, client := benchProxy(b, floor.New(u).ServeHTTP)
+	url, client := benchProxy(b, floorFor(b, upstream(b, chatReply).URL).ServeHTTP)
 	measureChats(b, client, url)
 }
 

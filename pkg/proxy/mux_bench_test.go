@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -18,7 +17,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/llmesh/llmesh/internal/bench/floor"
 	"github.com/llmesh/llmesh/pkg/provider"
 	"github.com/llmesh/llmesh/pkg/tunnel"
 	"github.com/llmesh/llmesh/proto/llmesh/tunnel/v1/tunnelv1"
@@ -35,11 +33,7 @@ import (
 // least such a design costs, beside ProxyTunnelToFloor and
 // ProxyDirectToFloor.
 func BenchmarkProxyMuxToFloor(b *testing.B) {
-	u, err := url.Parse(upstream(b, chatReply).URL)
-	if err != nil {
-		b.Fatal(err)
-	}
-	mux := dialMux(b, floor.New(u))
+	mux := dialMux(b, floorFor(b, upstream(b, chatReply).URL))
 	url, client := benchProxy(b, chatReply, func(c *Config) {
 		c.Router = routeTo(Target{Transport: mux, Tunnel: true, Route: RouteEgress, Egress: "e1", Hint: "eu"})
 	})
@@ -185,11 +179,7 @@ func muxHeaders(h http.Header) []*tunnelv1.Header {
 // hop of a design that multiplexes exchanges on one connection with
 // net/http instead of grpc-go.
 func BenchmarkProxyDirectToFloorH2C(b *testing.B) {
-	u, err := url.Parse(upstream(b, chatReply).URL)
-	if err != nil {
-		b.Fatal(err)
-	}
-	mid := httptest.NewUnstartedServer(floor.New(u))
+	mid := httptest.NewUnstartedServer(floorFor(b, upstream(b, chatReply).URL))
 	mid.Config.Protocols = new(http.Protocols)
 	mid.Config.Protocols.SetUnencryptedHTTP2(true)
 	mid.Start()
